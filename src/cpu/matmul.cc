@@ -1,0 +1,312 @@
+// Blocked SGEMM (matmul.h) and the contract's batched matmul.
+//
+// Structure (BLIS-like): the N columns are cut into tasks of whole NR-wide
+// panels (and M into MC-row slabs when N alone cannot feed every thread);
+// each task walks K in KC-deep blocks, packs its B block and A slab, then
+// runs the MR x NR register-blocked micro-kernel with a B micro-panel held in
+// L1 and the A slab in L2.  The micro-kernel is chosen at run time (simd.h).
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include <pybind11/pybind11.h>
+
+#include "array.h"
+#include "matmul.h"
+#include "simd.h"
+
+namespace py = pybind11;
+
+namespace needle {
+
+// ---------------------------------------------------------------- operands
+
+void SegmentedA::pack(i64 i0, i64 rows, i64 k0, i64 kc, int mr, float* dst) const {
+  for (i64 k = k0; k < k0 + kc;) {
+    const i64 s = k / seg, r = k % seg, len = std::min(seg - r, k0 + kc - k);
+    float* d = dst + (k - k0) * mr;
+    for (i64 ii = 0; ii < rows; ++ii) {
+      const float* src = p + s * seg_stride + (i0 + ii) * row_stride + r;
+      for (i64 t = 0; t < len; ++t) d[t * mr + ii] = src[t];
+    }
+    for (i64 t = 0; t < len; ++t)
+      for (i64 ii = rows; ii < mr; ++ii) d[t * mr + ii] = 0.0f;
+    k += len;
+  }
+}
+
+void RowMajorB::pack(i64 k0, i64 kc, i64 j0, i64 cols, int nr, float* dst) const {
+  for (i64 kk = 0; kk < kc; ++kk) {
+    float* d = dst + kk * nr;
+    std::memcpy(d, p + (k0 + kk) * row_stride + j0, cols * sizeof(float));
+    std::fill(d + cols, d + nr, 0.0f);
+  }
+}
+
+void GridC::col_offsets(i64 j0, i64 cols, i64* dst) const {
+  const i64 plane = height * width;
+  i64 img = j0 / plane, y = (j0 % plane) / width, x = j0 % width;
+  for (i64 jj = 0; jj < cols; ++jj) {
+    dst[jj] = img * img_stride + base + y * y_stride + x * x_stride;
+    if (++x == width) {
+      x = 0;
+      if (++y == height) {
+        y = 0;
+        ++img;
+      }
+    }
+  }
+}
+
+GridC row_major_c(float* c, i64 n) { return GridC{c, n, 0, 1, n, 0, 0, 1}; }
+
+// ---------------------------------------------------------------- micro-kernels
+// Each computes one MR x NR tile from packed panels: c = init + a * b, or
+// c += a * b when `acc`.  `init` (MR values, may be null) seeds row i.
+
+using KernelFn = void (*)(i64 kc, const float* a, const float* b, float* c, i64 ldc,
+                          const float* init, bool acc);
+
+struct MicroKernel {
+  int mr, nr;
+  KernelFn fn;
+};
+
+constexpr int kMaxMR = 8, kMaxNR = 32;
+
+__attribute__((target("avx512f"))) static void kernel_avx512(i64 kc, const float* a, const float* b,
+                                                             float* c, i64 ldc, const float* init,
+                                                             bool acc) {
+  constexpr int MR = 8;
+  __m512 lo[MR], hi[MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) lo[i] = hi[i] = init ? _mm512_set1_ps(init[i]) : _mm512_setzero_ps();
+  for (i64 k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      lo[i] = _mm512_fmadd_ps(ai, b0, lo[i]);
+      hi[i] = _mm512_fmadd_ps(ai, b1, hi[i]);
+    }
+    a += MR;
+    b += 32;
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    float* row = c + i * ldc;
+    if (acc) {
+      lo[i] = _mm512_add_ps(lo[i], _mm512_loadu_ps(row));
+      hi[i] = _mm512_add_ps(hi[i], _mm512_loadu_ps(row + 16));
+    }
+    _mm512_storeu_ps(row, lo[i]);
+    _mm512_storeu_ps(row + 16, hi[i]);
+  }
+}
+
+__attribute__((target("avx2,fma"))) static void kernel_avx2(i64 kc, const float* a, const float* b,
+                                                           float* c, i64 ldc, const float* init,
+                                                           bool acc) {
+  constexpr int MR = 6;
+  __m256 lo[MR], hi[MR];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) lo[i] = hi[i] = init ? _mm256_set1_ps(init[i]) : _mm256_setzero_ps();
+  for (i64 k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(a + i);
+      lo[i] = _mm256_fmadd_ps(ai, b0, lo[i]);
+      hi[i] = _mm256_fmadd_ps(ai, b1, hi[i]);
+    }
+    a += MR;
+    b += 16;
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) {
+    float* row = c + i * ldc;
+    if (acc) {
+      lo[i] = _mm256_add_ps(lo[i], _mm256_loadu_ps(row));
+      hi[i] = _mm256_add_ps(hi[i], _mm256_loadu_ps(row + 8));
+    }
+    _mm256_storeu_ps(row, lo[i]);
+    _mm256_storeu_ps(row + 8, hi[i]);
+  }
+}
+
+// Portable reference path (baseline x86-64 / any CPU): plain loops the
+// compiler vectorizes with SSE.
+static void kernel_generic(i64 kc, const float* a, const float* b, float* c, i64 ldc,
+                           const float* init, bool acc) {
+  constexpr int MR = 4, NR = 16;
+  float t[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) t[i][j] = init ? init[i] : 0.0f;
+  for (i64 k = 0; k < kc; ++k) {
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) t[i][j] += a[i] * b[j];
+    a += MR;
+    b += NR;
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) c[i * ldc + j] = acc ? c[i * ldc + j] + t[i][j] : t[i][j];
+}
+
+static const MicroKernel& micro_kernel() {
+  static const MicroKernel avx512{8, 32, kernel_avx512}, avx2{6, 16, kernel_avx2},
+      generic{4, 16, kernel_generic};
+  switch (active_isa()) {
+    case Isa::avx512: return avx512;
+    case Isa::avx2: return avx2;
+    default: return generic;
+  }
+}
+
+// ---------------------------------------------------------------- gemm
+
+constexpr i64 kKC = 256;         // depth of a packed block: a B micro-panel fills ~L1
+constexpr i64 kMC = 256;         // rows of an A slab: kMC x kKC floats stay in L2
+constexpr i64 kNC = 1024;        // columns per task (before balancing across threads)
+constexpr i64 kMinParallelFlops = 1 << 21;
+
+static i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
+
+static void fill_c(i64 M, i64 N, const GridC& c, const float* row_init) {
+  std::vector<i64> offs(N);
+  c.col_offsets(0, N, offs.data());
+  for (i64 i = 0; i < M; ++i)
+    for (i64 j = 0; j < N; ++j) c.c[i * c.row_stride + offs[j]] = row_init ? row_init[i] : 0.0f;
+}
+
+void gemm(i64 M, i64 N, i64 K, const PackA& a, const PackB& b, const GridC& c,
+          const float* row_init, bool parallel) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return fill_c(M, N, c, row_init);
+  const MicroKernel& uk = micro_kernel();
+  const int MR = uk.mr, NR = uk.nr;
+
+  int threads = parallel ? omp_get_max_threads() : 1;
+  if (2.0 * M * N * K < kMinParallelFlops) threads = 1;
+
+  // Task grid: m_tasks slabs of mc rows x n_tasks groups of whole NR panels,
+  // balanced so that every thread gets the same number of tasks.
+  const i64 n_panels = ceil_div(N, NR);
+  i64 mc = std::min(ceil_div(M, MR), kMC / MR) * MR;  // whole micro-panels
+  i64 m_tasks = ceil_div(M, mc);
+  i64 n_tasks = std::min(n_panels, ceil_div(N, kNC));
+  if (threads > 1) {
+    if (m_tasks * n_panels < threads) {
+      mc = ceil_div(ceil_div(M, ceil_div(threads, n_panels)), MR) * MR;
+      m_tasks = ceil_div(M, mc);
+    }
+    n_tasks = std::max(n_tasks, ceil_div(threads, m_tasks));
+    while ((m_tasks * n_tasks) % threads != 0 && n_tasks < n_panels) ++n_tasks;
+  }
+  const i64 panels_per_task = ceil_div(n_panels, n_tasks);
+  n_tasks = ceil_div(n_panels, panels_per_task);
+  const i64 tasks = m_tasks * n_tasks;
+
+  auto run_task = [&](i64 task) {
+    thread_local Scratch a_buf, b_buf;
+    thread_local std::vector<i64> offs;
+    alignas(64) float tile[kMaxMR * kMaxNR];
+    alignas(64) float init_tile[kMaxMR];
+
+    const i64 i_begin = (task / n_tasks) * mc, i_end = std::min(M, i_begin + mc);
+    const i64 p_begin = (task % n_tasks) * panels_per_task;
+    const i64 p_end = std::min(n_panels, p_begin + panels_per_task);
+    const i64 j_begin = p_begin * NR, j_end = std::min(N, p_end * NR);
+    float* ap = a_buf.get(mc * std::min(K, kKC));
+    float* bp = b_buf.get((p_end - p_begin) * NR * std::min(K, kKC));
+    offs.resize(j_end - j_begin);
+    c.col_offsets(j_begin, j_end - j_begin, offs.data());
+
+    for (i64 pc = 0; pc < K; pc += kKC) {
+      const i64 kc = std::min(kKC, K - pc);
+      const bool first = pc == 0;
+      for (i64 pn = p_begin; pn < p_end; ++pn) {
+        const i64 j0 = pn * NR;
+        b.pack(pc, kc, j0, std::min<i64>(NR, N - j0), NR, bp + (pn - p_begin) * kc * NR);
+      }
+      for (i64 i0 = i_begin; i0 < i_end; i0 += MR)
+        a.pack(i0, std::min<i64>(MR, i_end - i0), pc, kc, MR, ap + (i0 - i_begin) * kc);
+
+      for (i64 pn = p_begin; pn < p_end; ++pn) {
+        const i64 j0 = pn * NR, cols = std::min<i64>(NR, N - j0);
+        const i64* off = offs.data() + (j0 - j_begin);
+        bool contiguous = cols == NR;
+        for (i64 jj = 1; contiguous && jj < NR; ++jj) contiguous = off[jj] == off[0] + jj;
+        const float* bpanel = bp + (pn - p_begin) * kc * NR;
+        for (i64 i0 = i_begin; i0 < i_end; i0 += MR) {
+          const i64 rows = std::min<i64>(MR, i_end - i0);
+          const float* apanel = ap + (i0 - i_begin) * kc;
+          const float* init = nullptr;
+          if (first && row_init) {
+            for (i64 ii = 0; ii < MR; ++ii) init_tile[ii] = ii < rows ? row_init[i0 + ii] : 0.0f;
+            init = init_tile;
+          }
+          float* crow = c.c + i0 * c.row_stride;
+          if (contiguous && rows == MR) {
+            uk.fn(kc, apanel, bpanel, crow + off[0], c.row_stride, init, !first);
+            continue;
+          }
+          uk.fn(kc, apanel, bpanel, tile, NR, init, false);
+          for (i64 ii = 0; ii < rows; ++ii)
+            for (i64 jj = 0; jj < cols; ++jj) {
+              float& dst = crow[ii * c.row_stride + off[jj]];
+              dst = first ? tile[ii * NR + jj] : dst + tile[ii * NR + jj];
+            }
+        }
+      }
+    }
+  };
+
+  if (threads > 1 && tasks > 1) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (i64 t = 0; t < tasks; ++t) run_task(t);
+  } else {
+    for (i64 t = 0; t < tasks; ++t) run_task(t);
+  }
+}
+
+// ---------------------------------------------------------------- matmul
+
+static void matmul(const Array& a, const Array& b, Array& out, i64 batch, i64 m, i64 n, i64 p) {
+  require_at_least("batch", batch, 0);
+  require_at_least("m", m, 0);
+  require_at_least("n", n, 0);
+  require_at_least("p", p, 0);
+  const i64 a_size = product({batch, m, n}, "matmul"), b_size = product({batch, n, p}, "matmul");
+  const i64 out_size = product({batch, m, p}, "matmul");
+  check_size("a", a, a_size);
+  check_size("b", b, b_size);
+  check_size("out", out, out_size);
+  if (out_size == 0) return;
+  std::vector<float> keep_a, keep_b;
+  const float* pa = distinct_input(a, out, keep_a);
+  const float* pb = distinct_input(b, out, keep_b);
+
+  auto one = [&](i64 k, bool parallel) {
+    gemm(m, p, n, SegmentedA(pa + k * m * n, n, std::max<i64>(n, 1), 0), RowMajorB(pb + k * n * p, p),
+         row_major_c(out.ptr + k * m * p, p), nullptr, parallel);
+  };
+  // Many small products: one per thread; few large ones: threads inside each.
+  const int threads = omp_get_max_threads();
+  const double flops = 2.0 * m * n * p;
+  if (batch > 1 && threads > 1 && (batch >= 2 * threads || flops < (1 << 22)) &&
+      flops * batch >= kMinParallelFlops) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (i64 k = 0; k < batch; ++k) one(k, false);
+  } else {
+    for (i64 k = 0; k < batch; ++k) one(k, true);
+  }
+}
+
+void register_matmul(py::module_& m) {
+  m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("batch"),
+        py::arg("m"), py::arg("n"), py::arg("p"), py::call_guard<py::gil_scoped_release>());
+}
+
+}  // namespace needle

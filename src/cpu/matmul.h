@@ -1,0 +1,63 @@
+// The blocked SGEMM behind matmul and convolution.
+//
+// C (M x N) = A (M x K) * B (K x N), with A and B never read in place: the
+// GEMM asks a packer for each block in its own panel layout (MR rows of A
+// interleaved, NR columns of B interleaved).  That is what lets convolution
+// be an implicit GEMM: the B packer of conv.cc gathers im2col windows
+// straight from the image, so no im2col matrix is ever materialised.
+#pragma once
+
+#include "array.h"
+
+namespace needle {
+
+struct PackA {
+  virtual ~PackA() = default;
+  // dst[kk * mr + ii] = A(i0 + ii, k0 + kk) for ii < rows, kk < kc; zero for rows <= ii < mr.
+  virtual void pack(i64 i0, i64 rows, i64 k0, i64 kc, int mr, float* dst) const = 0;
+};
+
+struct PackB {
+  virtual ~PackB() = default;
+  // dst[kk * nr + jj] = B(k0 + kk, j0 + jj) for jj < cols, kk < kc; zero for cols <= jj < nr.
+  virtual void pack(i64 k0, i64 kc, i64 j0, i64 cols, int nr, float* dst) const = 0;
+};
+
+// A(i, k) = p[(k / seg) * seg_stride + i * row_stride + k % seg]: a row-major
+// matrix (seg = K), or the rows of several images side by side along K
+// (conv backward-weight reads dy (n, o, P) as o x (n * P) this way).
+struct SegmentedA final : PackA {
+  SegmentedA(const float* p, i64 row_stride, i64 seg, i64 seg_stride)
+      : p(p), row_stride(row_stride), seg(seg), seg_stride(seg_stride) {}
+  void pack(i64 i0, i64 rows, i64 k0, i64 kc, int mr, float* dst) const override;
+  const float* p;
+  i64 row_stride, seg, seg_stride;
+};
+
+// B(k, j) = p[k * row_stride + j].
+struct RowMajorB final : PackB {
+  RowMajorB(const float* p, i64 row_stride) : p(p), row_stride(row_stride) {}
+  void pack(i64 k0, i64 kc, i64 j0, i64 cols, int nr, float* dst) const override;
+  const float* p;
+  i64 row_stride;
+};
+
+// Where C lives: column j is a point (img, y, x) of an images x height x width
+// grid, and C(i, j) = c[i * row_stride + img * img_stride + base + y * y_stride
+// + x * x_stride].  A plain row-major matrix is one image of height 1.
+struct GridC {
+  float* c;
+  i64 row_stride;
+  i64 img_stride, height, width, base, y_stride, x_stride;
+  void col_offsets(i64 j0, i64 cols, i64* dst) const;
+};
+
+GridC row_major_c(float* c, i64 n);
+
+// C = A * B (+ row_init[i] on every element of row i when row_init is not
+// null).  K == 0 writes row_init (or zeros).  `parallel` spreads the work
+// over the OpenMP threads; pass false when called from a parallel region.
+void gemm(i64 M, i64 N, i64 K, const PackA& a, const PackB& b, const GridC& c,
+          const float* row_init, bool parallel);
+
+}  // namespace needle

@@ -1,0 +1,44 @@
+"""Shared fixtures: the devices every parametrized test runs on.
+
+NEEDLE_DEVICES (comma-separated, default "cpu_numpy,cpu,cuda") picks them;
+a device that is not built or has no hardware is skipped with the reason.
+"""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import needle as ndl  # noqa: E402
+
+DEVICE_NAMES = [d.strip() for d in os.environ.get("NEEDLE_DEVICES", "cpu_numpy,cpu,cuda").split(",")
+                if d.strip()]
+
+
+def get_device(name):
+    """The device called name, or pytest.skip with the reason it is unavailable."""
+    try:
+        return getattr(ndl, name)()
+    except ndl.DeviceUnavailable as err:
+        pytest.skip(str(err))
+
+
+@pytest.fixture(params=DEVICE_NAMES)
+def device(request):
+    return get_device(request.param)
+
+
+@pytest.fixture(params=[d for d in DEVICE_NAMES if d != "cpu_numpy"] or ["cpu"])
+def fast_device(request):
+    """The compiled backends only (for tests too slow on the numpy reference)."""
+    return get_device(request.param)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
