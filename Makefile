@@ -3,7 +3,7 @@
 #   make test       install what is missing, build, run the test suite
 #   make bench      install what is missing, build, benchmark every kernel vs PyTorch
 #   make train      train the colorization network (ARGS="..." passes flags)
-#   make asv        the benchmarks under airspeed velocity
+#   make asv        the benchmarks under airspeed velocity (make asv-quick: each run once)
 #   make asan       the C++ backend under AddressSanitizer + UBSan, with the tests
 #   make gpu-check OUT=dir   on a GPU machine: build, test and benchmark cuda, train one epoch
 
@@ -14,7 +14,7 @@ ARGS ?=
 OUT ?= gpu-check-results
 PYTEST_ARGS ?=
 
-.PHONY: all build deps test bench train asv asan gpu-check clean
+.PHONY: all build deps test bench train asv asv-quick asan gpu-check clean
 
 all: build
 
@@ -31,7 +31,7 @@ build:
 	@test -n "$$(ls needle/backend_ndarray/ndarray_backend_cpu*.so 2>/dev/null)" || (echo "C++ backend failed to build"; exit 1)
 
 test: deps build
-	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
+	$(PYTHON) -m pytest tests -q $(PYTEST_ARGS)
 	$(PYTHON) -m pytest benchmarks -q --benchmark-disable -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: deps build
@@ -40,10 +40,16 @@ bench: deps build
 train: deps build
 	$(PYTHON) -m colorization.train $(ARGS)
 
+# --python=same benchmarks the working tree in this Python; asv saves such
+# results only under an explicit commit hash, so HEAD's is given (the lead's
+# commit the working tree stands on).  Text views: asv show / asv compare.
 asv: deps build
 	$(PYTHON) -m asv machine --yes
-	$(PYTHON) -m asv run --python=same $(ARGS)
+	$(PYTHON) -m asv run --python=same --set-commit-hash=$$(git rev-parse HEAD) $(ASV_MODE) $(ARGS)
 	$(PYTHON) -m asv publish
+
+asv-quick: ASV_MODE = --quick
+asv-quick: asv
 
 asan:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNEEDLE_SANITIZE=ON -DNEEDLE_CUDA=OFF -DPython_EXECUTABLE=$$(command -v $(PYTHON))

@@ -34,7 +34,7 @@ def measure_ceilings(tdev, timer, repeats, min_sample_s):
         # the best either reaches.
         nsrc, ndst = np.ones(COPY_FLOATS[kind], np.float32), np.empty(COPY_FLOATS[kind], np.float32)
         sides["numpy_copy"] = lambda: np.copyto(ndst, nsrc)
-    stats = measure(sides, timer, repeats, min_sample_s)
+    stats, _ = measure(sides, timer, repeats, min_sample_s)
     copy_bytes = 2 * 4 * COPY_FLOATS[kind]  # read + write
     copies = {name: copy_bytes / stats[name].median / 1e9 for name in sides if name != "sgemm"}
     return {

@@ -51,12 +51,13 @@ def run_case(backend, impl, request, benchmark):  # backend first: a skip create
         prepared = prepare(case, batch_for(name, "smoke" if smoke else "full"), dev, tdev)
         if impl == "needle":
             verdict, err = check(prepared)
-            assert verdict == "ok", f"needle differs from PyTorch on {case.id} ({name}): error {err}"
+            assert verdict == "ok", f"needle differs from PyTorch on {case.id} ({name}): {err}"
         fn = prepared.needle if impl == "needle" else prepared.torch
         # Needle and PyTorch of one shape and backend side by side in the report.
         benchmark.group = f"{case.kernel} {prepared.shape} {case.direction} [{name}]"
         benchmark.extra_info.update(backend=name, impl=impl, shape=prepared.shape,
-                                    direction=case.direction, work=prepared.work, unit=prepared.unit)
+                                    direction=case.direction, work=prepared.work,
+                                    unit=prepared.unit)
         if tdev.type == "cuda":
             def timed():
                 fn()

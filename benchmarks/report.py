@@ -19,8 +19,9 @@ def _ms(stats):
 def make_row(case, backend, torch_device, note, prepared=None, stats=None, check=None,
              ceilings=None, error=None):
     """One result row; ``error`` (a message) marks a row that could not run."""
-    row = {"family": case.family, "kernel": case.kernel, "case": case.id, "direction": case.direction,
-           "backend": backend, "torch_device": torch_device, "note": note,
+    row = {"family": case.family, "kernel": case.kernel, "case": case.id,
+           "direction": case.direction, "backend": backend, "torch_device": torch_device,
+           "note": note,
            "shape": prepared.shape if prepared else case.label,
            "batch": prepared.batch if prepared else None,
            "status": "error" if error else "ok", "reason": error,

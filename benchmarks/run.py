@@ -21,12 +21,13 @@ import torch
 import needle as ndl
 
 from . import report
-from .cases import CASES, FAMILIES, batch_for, check, open_backend, prepare, set_threads
+from .cases import CASES, FAMILIES, batch_for, compare, open_backend, prepare, set_threads
 from .ceilings import measure_ceilings
 from .timing import CudaEventTimer, WallTimer, measure
 
 BACKENDS = ("cpu_numpy", "cpu", "cuda")
 SCHEMA_VERSION = 1
+CEILING_REPEATS = 5
 
 
 @dataclass
@@ -41,7 +42,7 @@ class Plan:
 def make_plan(backend, args):
     mode = "quick" if args.quick else "full"
     reference = backend == "cpu_numpy"
-    repeats = args.repeats or (3 if args.quick or reference else 7)
+    repeats = args.repeats or (3 if args.quick or reference else 5)
     why = ["--quick"] * args.quick + ["numpy reference: smaller batch, fewer repeats"] * reference
     batch = batch_for(backend, mode)
     note = f"batch {batch}, {repeats} repeats" + (f" ({'; '.join(why)})" if why else "")
@@ -69,8 +70,10 @@ def parse_args(argv):
                    help="batch 16 (numpy reference: 4) and 3 repeats: a one-minute overview")
     p.add_argument("--threads", type=int, default=os.cpu_count(),
                    help="threads for both PyTorch and needle (default: every core, %(default)s)")
-    p.add_argument("--repeats", type=int, help="timed repeats per side (default 7; quick and numpy: 3)")
-    p.add_argument("--out", default="bench-results", help="folder for JSON and PNG (default %(default)s)")
+    p.add_argument("--repeats", type=int,
+                   help="timed repeats per side (default 5; quick and numpy: 3)")
+    p.add_argument("--out", default="bench-results",
+                   help="folder for JSON and PNG (default %(default)s)")
     p.add_argument("--tf32", action="store_true",
                    help="let PyTorch use TF32 on CUDA (default: off, fp32 against fp32)")
     args = p.parse_args(argv)
@@ -98,23 +101,54 @@ def make_timer(name, dev):
     return WallTimer(dev.synchronize)
 
 
+def all_ceilings(opened, args):
+    """Ceilings per torch device ("cpu" is shared by cpu_numpy and cpu), printed."""
+    ceilings = {}
+    for name, (dev, tdev) in opened.items():
+        if tdev.type in ceilings:
+            continue
+        plan = make_plan(name, args)
+        c = ceilings[tdev.type] = measure_ceilings(tdev, make_timer(name, dev),
+                                                   CEILING_REPEATS, plan.min_sample_s)
+        print(f"ceilings on {tdev.type}: SGEMM {c['sgemm_gflops']:.0f} GFLOP/s (torch.matmul "
+              f"{c['sgemm_n']}^2), copy {c['copy_gbs']:.1f} GB/s ({c['copy_by']})")
+    return ceilings
+
+
 def run_case(case, name, dev, tdev, plan, timer, ceilings):
     try:
         prepared = prepare(case, plan.batch, dev, tdev)
-        verdict = check(prepared)
-        stats = measure({"needle": prepared.needle, "torch": prepared.torch}, timer,
-                        plan.repeats, plan.min_sample_s)
+        stats, first = measure({"needle": prepared.needle, "torch": prepared.torch}, timer,
+                               plan.repeats, plan.min_sample_s)
+        verdict = compare(prepared, first["needle"], first["torch"])
     except Exception as err:  # noqa: BLE001  a row that cannot run says why instead of vanishing
-        return report.make_row(case, name, tdev.type, plan.note, error=f"{type(err).__name__}: {err}")
+        return report.make_row(case, name, tdev.type, plan.note,
+                               error=f"{type(err).__name__}: {err}")
     return report.make_row(case, name, tdev.type, plan.note, prepared, stats, verdict, ceilings)
 
 
+def run_backend(name, dev, tdev, cases, args, ceilings):
+    """Every case on one backend, each row printed as soon as it is measured."""
+    plan = make_plan(name, args)
+    print(f"\n{name} vs torch {tdev.type}: {plan.note}\n{report.header()}")
+    timer = make_timer(name, dev)
+    rows = []
+    for case in cases:
+        rows.append(run_case(case, name, dev, tdev, plan, timer, ceilings))
+        print(report.format_row(rows[-1]), flush=True)
+    summary = {"status": "ok", "torch_device": tdev.type, "batch": plan.batch,
+               "repeats": plan.repeats, "note": plan.note}
+    return rows, summary
+
+
 def host_info():
-    info = {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(),
-            "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__}
+    info = {"platform": platform.platform(), "machine": platform.machine(),
+            "cpus": os.cpu_count(), "python": platform.python_version(),
+            "numpy": np.__version__, "torch": torch.__version__}
     try:
         with open("/proc/cpuinfo") as f:
-            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f
+                               if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     if torch.cuda.is_available():
@@ -134,40 +168,28 @@ def main(argv=None):
           f"(torch {torch.get_num_threads()}"
           + "".join(f", {n} {d.get_num_threads()}" for n, (d, _) in opened.items())
           + f"), TF32 {'on' if args.tf32 else 'off'}")
+    backends = {}
     for name, reason in unavailable.items():
         print(f"{name}: skipped: {reason}")
-
-    ceilings = {}
-    for name, (dev, tdev) in opened.items():
-        if tdev.type not in ceilings:
-            plan = make_plan(name, args)
-            ceilings[tdev.type] = measure_ceilings(tdev, make_timer(name, dev),
-                                                   plan.repeats, plan.min_sample_s)
-            c = ceilings[tdev.type]
-            print(f"ceilings on {tdev.type}: SGEMM {c['sgemm_gflops']:.0f} GFLOP/s "
-                  f"(torch.matmul {c['sgemm_n']}^2), copy {c['copy_gbs']:.1f} GB/s ({c['copy_by']})")
+        backends[name] = {"status": "unavailable", "reason": reason}
+    ceilings = all_ceilings(opened, args)
 
     cases = [c for c in CASES if c.family in args.filter]
-    rows, backends = [], {name: {"status": "unavailable", "reason": r} for name, r in unavailable.items()}
+    rows = []
     for name, (dev, tdev) in opened.items():
-        plan = make_plan(name, args)
-        backends[name] = {"status": "ok", "torch_device": tdev.type, "batch": plan.batch,
-                          "repeats": plan.repeats, "note": plan.note}
-        print(f"\n{name} vs torch {tdev.type}: {plan.note}\n{report.header()}")
-        timer = make_timer(name, dev)
-        for case in cases:
-            rows.append(run_case(case, name, dev, tdev, plan, timer, ceilings[tdev.type]))
-            print(report.format_row(rows[-1]), flush=True)
+        backend_rows, backends[name] = run_backend(name, dev, tdev, cases, args,
+                                                   ceilings[tdev.type])
+        rows += backend_rows
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    payload = {"schema_version": SCHEMA_VERSION, "timestamp": stamp, "argv": sys.argv[1:] if argv is None
-               else list(argv), "threads": args.threads, "tf32": args.tf32, "quick": args.quick,
-               "host": host_info(), "ceilings": ceilings, "backends": backends, "rows": rows,
-               "elapsed_s": time.perf_counter() - started}
+    payload = {"schema_version": SCHEMA_VERSION, "timestamp": stamp,
+               "argv": sys.argv[1:] if argv is None else list(argv), "threads": args.threads,
+               "tf32": args.tf32, "quick": args.quick, "host": host_info(), "ceilings": ceilings,
+               "backends": backends, "rows": rows, "elapsed_s": time.perf_counter() - started}
     path = report.write_json(args.out, stamp, payload)
     chart = report.plot_ratios(args.out, stamp, rows)
-    bad = [r for r in rows if r["status"] != "ok" or r["check"] != "ok"]
-    print(f"\n{len(rows)} rows ({len(bad)} failed or mismatched) in {payload['elapsed_s']:.0f} s; "
+    bad = sum(r["status"] != "ok" or r["check"] != "ok" for r in rows)
+    print(f"\n{len(rows)} rows ({bad} failed or mismatched) in {payload['elapsed_s']:.0f} s; "
           f"wrote {path}" + (f" and {chart}" if chart else ""))
 
 

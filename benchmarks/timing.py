@@ -66,19 +66,24 @@ class CudaEventTimer:
 
 
 def measure(sides, timer, repeats, min_sample_s):
-    """Time each zero-argument callable of ``sides`` ({name: fn}); {name: Stats}.
+    """Times each zero-argument callable of ``sides`` ({name: fn}).
 
     One warm-up call per side (also timed, to pick ``number``), then
-    ``repeats`` interleaved samples.
+    ``repeats`` interleaved samples.  Returns ({name: Stats}, {name: output of
+    the warm-up call}): the outputs let a caller check the results without
+    paying for another call of an expensive case.
     """
-    numbers = {}
+    numbers, outputs = {}, {}
     for name, fn in sides.items():
-        first = timer.sample(fn, 1)
+        def keep(name=name, fn=fn):
+            outputs[name] = fn()
+        first = timer.sample(keep, 1)
         numbers[name] = max(1, min(10_000, math.ceil(min_sample_s / max(first, 1e-9))))
     samples = {name: [] for name in sides}
     order = list(sides)
     for r in range(repeats):
         for name in (order if r % 2 == 0 else order[::-1]):
             samples[name].append(timer.sample(sides[name], numbers[name]) / numbers[name])
-    return {name: Stats(statistics.median(s), min(s), max(s), repeats, numbers[name])
-            for name, s in samples.items()}
+    stats = {name: Stats(statistics.median(s), min(s), max(s), repeats, numbers[name])
+             for name, s in samples.items()}
+    return stats, outputs

@@ -30,9 +30,9 @@ class ColorizationDataset(ndl.data.Dataset):
     ImageFolderDataset.
 
     A sample is (L/100 (1, H, W), ab/128 (2, H, W), sRGB (3, H, W) in [0, 1]),
-    float32.  ``indices`` selects a subset of the wrapped images; ``batch`` gives
-    many samples as stacked arrays, which the training loop uses instead of
-    stacking samples one by one.
+    float32.  ``indices`` selects a subset of the wrapped images.  The arrays
+    ``L`` (N, 1, H, W) and ``ab`` (N, 2, H, W) are public: the training loop
+    slices whole batches out of them instead of stacking samples one by one.
     """
 
     def __init__(self, base, indices=None, device=None):
@@ -49,10 +49,6 @@ class ColorizationDataset(ndl.data.Dataset):
 
     def __getitem__(self, index):
         return self.L[index], self.ab[index], to_chw_float(self.images[index:index + 1])[0]
-
-    def batch(self, indices):
-        """(L, ab, rgb) arrays of the samples at indices, stacked along a new batch axis."""
-        return self.L[indices], self.ab[indices], to_chw_float(self.images[indices])
 
 
 def to_chw_float(images_u8):
@@ -87,17 +83,21 @@ def open_split(data, split, download=True):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if is_cifar_batches(data) or (not os.path.exists(data) and os.path.basename(
             os.path.normpath(data)) == CIFAR_FOLDER):
-        root = os.path.dirname(os.path.normpath(data)) or "."
+        # CIFAR10Dataset takes the batches folder or its parent; a missing
+        # folder is downloaded into its parent.
+        root = data if os.path.exists(data) else os.path.dirname(os.path.normpath(data)) or "."
         try:
             return ndl.data.CIFAR10Dataset(root, train=split == "train", download=download)
         except (RuntimeError, FileNotFoundError) as err:
             raise DataUnavailable(f"no CIFAR-10 data at {data}: {err}\n{_DATA_HINT}") from err
-    if not os.path.isdir(data):
+    folder = os.path.join(data, split) if has_splits(data) else data
+    if not os.path.isdir(folder):
         raise DataUnavailable(f"{data} is neither a cifar-10-batches-py folder nor an image folder.\n"
                               f"{_DATA_HINT}")
-    if has_splits(data):
-        return ndl.data.ImageFolderDataset(os.path.join(data, split))
-    return ndl.data.ImageFolderDataset(data)
+    try:
+        return ndl.data.ImageFolderDataset(folder)
+    except FileNotFoundError as err:
+        raise DataUnavailable(f"{err}\n{_DATA_HINT}") from err
 
 
 def is_cifar_batches(path):

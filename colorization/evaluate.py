@@ -89,8 +89,8 @@ def sample_grid(samples, scale=4, gap=2):
     grid = np.full((len(samples) * cell_h + gap, cols * cell_w + gap, 3), 255, np.uint8)
     for r, row in enumerate(samples):
         for c, img in enumerate(row):
-            big = img.repeat(scale, axis=0).repeat(scale, axis=1)
-            grid[gap + r * cell_h: gap + r * cell_h + h * scale, gap + c * cell_w: gap + c * cell_w + w * scale] = big
+            top, left = gap + r * cell_h, gap + c * cell_w
+            grid[top:top + h * scale, left:left + w * scale] = img.repeat(scale, axis=0).repeat(scale, axis=1)
     return grid
 
 

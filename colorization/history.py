@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: training runs headless
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 TERMS = ("loss", "l1", "ssim", "perceptual")
 
@@ -32,6 +33,7 @@ def plot_losses(history, path):
             ax.plot(epochs, [r[split][term] for r in history], style, label=split, markersize=3)
         ax.set_title("total loss" if term == "loss" else f"{term} term (unweighted)")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.tight_layout()

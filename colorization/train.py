@@ -40,12 +40,14 @@ def parse_args(argv=None):
                         "root/<class>/<image>, or root/train and root/test laid out so "
                         "(default: %(default)s)")
     add_device_argument(p)
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--l1-weight", type=float, default=1.0)
-    p.add_argument("--ssim-weight", type=float, default=0.1)
-    p.add_argument("--perceptual-weight", type=float, default=0.05)
+    p.add_argument("--epochs", type=int, default=20, help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: %(default)s)")
+    p.add_argument("--l1-weight", type=float, default=1.0, help="weight of L1 on ab/128 (default: %(default)s)")
+    p.add_argument("--ssim-weight", type=float, default=0.1,
+                   help="weight of 1 - SSIM on the RGB image (default: %(default)s)")
+    p.add_argument("--perceptual-weight", type=float, default=0.05,
+                   help="weight of the feature-map L1 distance (default: %(default)s)")
     p.add_argument("--perceptual-checkpoint", default=None,
                    help="a CIFAR-10 classifier checkpoint (python -m colorization.classifier) whose "
                         "early features give the perceptual loss; default: seeded random features")
@@ -57,7 +59,8 @@ def parse_args(argv=None):
                    help="folder for colorization_epoch_{N}.pkl, colorization_last.pkl, metrics.jsonl "
                         "and loss_curve.png; the .pkl files are needle safe-format files (no pickle, "
                         "nothing runs on load) under the seed's names (default: %(default)s)")
-    p.add_argument("--save-every", type=int, default=5, help="write colorization_epoch_{N}.pkl every N epochs")
+    p.add_argument("--save-every", type=int, default=5,
+                   help="write colorization_epoch_{N}.pkl every N epochs and after the last (default: %(default)s)")
     p.add_argument("--resume", nargs="?", const="", default=None, metavar="CHECKPOINT",
                    help="continue from CHECKPOINT (default: OUT/colorization_last.pkl) exactly where "
                         "it stopped; --epochs may be raised to train longer")
@@ -68,8 +71,10 @@ def parse_args(argv=None):
     for name in ("epochs", "batch_size", "save_every"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.data != DEFAULT_DATA or os.path.exists(args.data):
-        args.data = os.path.abspath(args.data)
+    # Absolute paths: a resumed run started from another folder is the same training.
+    args.data = os.path.abspath(args.data)
+    if args.perceptual_checkpoint:
+        args.perceptual_checkpoint = os.path.abspath(args.perceptual_checkpoint)
     return args
 
 
@@ -101,8 +106,9 @@ class Averages:
         return {name: s / self.count for name, s in self.sums.items()}
 
 
-def tensors(batch, device):
-    return [ndl.Tensor(a, device=device) for a in batch]
+def batch_tensors(data, idx, device):
+    """(L, ab) tensors of the samples at idx."""
+    return ndl.Tensor(data.L[idx], device=device), ndl.Tensor(data.ab[idx], device=device)
 
 
 def train_epoch(model, loss_fn, optimizer, data, order, batch_size, device, bar, on_step):
@@ -110,7 +116,7 @@ def train_epoch(model, loss_fn, optimizer, data, order, batch_size, device, bar,
     avg = Averages()
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        L, ab, _ = tensors(data.batch(idx), device)
+        L, ab = batch_tensors(data, idx, device)
         total, terms = train_step(model, loss_fn, optimizer, L, ab)
         avg.add(total, terms, len(idx))
         bar.set_postfix(loss=f"{avg.means()['loss']:.4f}", refresh=False)
@@ -124,7 +130,7 @@ def validate(model, loss_fn, data, batch_size, device):
     avg = Averages()
     with ndl.no_grad():
         for start in range(0, len(data), batch_size):
-            L, ab, _ = tensors(data.batch(np.arange(start, min(start + batch_size, len(data)))), device)
+            L, ab = batch_tensors(data, np.arange(start, min(start + batch_size, len(data))), device)
             total, terms = loss_fn(model(L), ab, L)
             avg.add(total.item(), {k: t.item() for k, t in terms.items()}, L.shape[0])
     return avg.means()
@@ -179,6 +185,29 @@ def resume_state(args):
     return path, state
 
 
+def step_counter(stop_after):
+    """Called after every optimizer step.  With stop_after (the hidden
+    --stop-after-steps test flag) the process ends right there, with no
+    clean-up, as a crash or a kill would end it."""
+    steps = [0]
+
+    def on_step():
+        steps[0] += 1
+        if stop_after is not None and steps[0] >= stop_after:
+            sys.stdout.flush()
+            os._exit(3)
+    return on_step
+
+
+def save_epoch(args, epoch, model, optimizer, rng, history):
+    """Everything an epoch leaves behind: checkpoints, the JSON lines, the plot."""
+    if epoch % args.save_every == 0 or epoch == args.epochs:
+        ndl.save(ckpt.model_record(model, epoch), ckpt.epoch_path(args.out, epoch))
+    ckpt.save_last(ckpt.last_path(args.out), model, optimizer, epoch, rng, history, settings_of(args))
+    write_jsonl(history, os.path.join(args.out, "metrics.jsonl"))
+    plot_losses(history, os.path.join(args.out, "loss_curve.png"))
+
+
 def main(argv=None):
     args = parse_args(argv)
     device = get_device(args.device)
@@ -194,26 +223,16 @@ def main(argv=None):
     optimizer = ndl.optim.Adam(model.parameters(), lr=args.lr)
     loss_fn = CombinedLoss(args.l1_weight, args.ssim_weight, args.perceptual_weight,
                            feature_net(args.perceptual_checkpoint, device))
-    rng = np.random.default_rng(args.seed)
-    first_epoch, history = 1, []
+    rng, first_epoch, history = np.random.default_rng(args.seed), 1, []
+    banner(args, device, train, val, model, describe(args.data))
     if resumed:
         path, state = resumed
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        rng = ckpt.restore_rng(state["rng"])
-        first_epoch, history = state["epoch"] + 1, list(state["history"])
+        rng, first_epoch, history = ckpt.restore_rng(state["rng"]), state["epoch"] + 1, list(state["history"])
+        print(f"Resuming from {path} after epoch {state['epoch']}", flush=True)
 
-    banner(args, device, train, val, model, describe(args.data))
-    if resumed:
-        print(f"Resuming from {resumed[0]} after epoch {first_epoch - 1}", flush=True)
-    steps = [0]
-
-    def on_step():
-        steps[0] += 1
-        if args.stop_after_steps is not None and steps[0] >= args.stop_after_steps:
-            sys.stdout.flush()
-            os._exit(3)
-
+    on_step = step_counter(args.stop_after_steps)
     for epoch in range(first_epoch, args.epochs + 1):
         started = time.time()
         order = rng.permutation(len(train))
@@ -221,21 +240,13 @@ def main(argv=None):
                   leave=False, dynamic_ncols=True) as bar:
             train_means = train_epoch(model, loss_fn, optimizer, train, order, args.batch_size,
                                       device, bar, on_step)
-        train_seconds = time.time() - started
+        seconds = time.time() - started
         val_means = validate(model, loss_fn, val, args.batch_size, device)
         history.append({"epoch": epoch, "train": train_means, "val": val_means,
-                        "train_seconds": round(train_seconds, 3),
-                        "images_per_second": round(len(train) / train_seconds, 2)})
-        print(f"Epoch {epoch}/{args.epochs}  train {format_terms(train_means)}  "
-              f"val {format_terms(val_means)}  [{train_seconds:.1f} s, "
-              f"{len(train) / train_seconds:.1f} img/s]", flush=True)
-
-        if epoch % args.save_every == 0 or epoch == args.epochs:
-            ndl.save(ckpt.model_record(model, epoch), ckpt.epoch_path(args.out, epoch))
-        ckpt.save_last(ckpt.last_path(args.out), model, optimizer, epoch, rng, history,
-                       settings_of(args))
-        write_jsonl(history, os.path.join(args.out, "metrics.jsonl"))
-        plot_losses(history, os.path.join(args.out, "loss_curve.png"))
+                        "train_seconds": round(seconds, 3), "images_per_second": round(len(train) / seconds, 2)})
+        print(f"Epoch {epoch}/{args.epochs}  train {format_terms(train_means)}  val {format_terms(val_means)}  "
+              f"[{seconds:.1f} s, {len(train) / seconds:.1f} img/s]", flush=True)
+        save_epoch(args, epoch, model, optimizer, rng, history)
     print(f"Done: {args.out}", flush=True)
 
 

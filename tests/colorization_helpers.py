@@ -6,6 +6,7 @@ small (16x16 by default) so that training steps take milliseconds.
 """
 
 import os
+import pickle
 
 import numpy as np
 from PIL import Image
@@ -45,6 +46,21 @@ def make_split_folder(root, train_per_class=8, test_per_class=4, size=16):
     make_image_folder(os.path.join(root, "train"), train_per_class, size=size, seed=1)
     make_image_folder(os.path.join(root, "test"), test_per_class, size=size, seed=2)
     return str(root)
+
+
+def make_cifar_batches(root, per_batch=2, seed=0):
+    """root/cifar-10-batches-py/ with the five training batches and the test batch in the
+    official format (protocol-2 pickles of a uint8 (N, 3072) array and labels); returns
+    the batches folder."""
+    folder = os.path.join(root, "cifar-10-batches-py")
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                 b"labels": [int(x) for x in rng.integers(0, 10, per_batch)]}
+        with open(os.path.join(folder, name), "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+    return folder
 
 
 def save_tiny_checkpoint(path, device=None, seed=0):

@@ -128,6 +128,16 @@ def test_empty_views_and_buffers():
     cpu.scalar_setitem(0, 1.0, a, (0,), (1,), 0)
 
 
+def test_zero_dim_views():
+    data = np.arange(5, dtype=np.float32)
+    got, want = both(lambda m: m.to_numpy(put(m, data), (), (), 3))
+    assert got.shape == () and got == want == 3.0
+    outs = both(lambda m: (h := put(m, data), m.scalar_setitem(1, -1.0, h, (), (), 4))[0])
+    np.testing.assert_array_equal(get(cpu, outs[0]), get(ref, outs[1]))
+    with pytest.raises(IndexError):
+        cpu.to_numpy(put(cpu, data), (), (), 5)
+
+
 def test_aliased_setitem_reads_before_writing():
     data = np.arange(10, dtype=np.float32)
     out = both(lambda m: (h := put(m, data), m.ewise_setitem(h, h, (10,), (-1,), 9))[0])
@@ -251,6 +261,8 @@ CONV_CASES = [
     (2, 4, 7, 6, 3, 3, 5, 3, 1),
     (1, 3, 4, 4, 2, 5, 5, 1, 2),
     (1, 2, 3, 3, 2, 3, 3, 3, 0),
+    (3, 5, 4, 4, 9, 3, 3, 1, 1),  # 16-pixel images: tiles straddle two images
+    (3, 3, 8, 8, 10, 3, 3, 2, 1),
 ]
 
 

@@ -5,9 +5,10 @@ import pytest
 from skimage.metrics import structural_similarity
 
 import needle as ndl
-from colorization.features import RandomFeatureNet, freeze, random_feature_weights
+from colorization.features import CifarClassifier, RandomFeatureNet, feature_net, freeze, random_feature_weights
 from colorization.losses import CombinedLoss, ssim
 from colorization.metrics import ssim_per_image
+from colorization_helpers import save_tiny_classifier
 
 
 def tensor(a, device, requires_grad=False):
@@ -105,3 +106,15 @@ def test_feature_net_is_frozen_and_seeded(fast_device, rng):
     assert all(p.grad is None for p in net.parameters())
     assert np.abs(ab_pred.grad.numpy()).max() > 0
     assert net(tensor(rng.random((1, 3, 16, 16)), fast_device)).shape == (1, 64, 8, 8)
+
+
+def test_classifier_features_drive_the_perceptual_term(tmp_path, rng):
+    net = feature_net(save_tiny_classifier(tmp_path / "classifier.pkl"), ndl.cpu())
+    assert isinstance(net, CifarClassifier) and not net.training
+    L = tensor(rng.random((2, 1, 16, 16)), ndl.cpu())
+    ab_pred = tensor(rng.normal(0, 0.2, (2, 2, 16, 16)), ndl.cpu(), requires_grad=True)
+    total, terms = CombinedLoss(0.0, 0.0, 1.0, feature_net=net)(ab_pred, tensor(np.zeros((2, 2, 16, 16)), ndl.cpu()), L)
+    total.backward()
+    assert terms["perceptual"].item() > 0 and np.abs(ab_pred.grad.numpy()).max() > 0
+    assert all(p.grad is None for p in net.parameters())
+    assert net.features(tensor(rng.random((1, 3, 16, 16)), ndl.cpu())).shape == (1, 4, 8, 8)

@@ -1,14 +1,21 @@
 """DESIGN.md's colorization metrics against scikit-image and the formulas they name."""
 
 import math
+import os
 
 import numpy as np
 import pytest
 from skimage import color
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+import needle as ndl
 from colorization import metrics
+from colorization.dataset import ColorizationDataset
 from colorization.metrics import ColorizationMetrics, colourfulness, quantize, ssim_per_image
+from colorization.predict import to_rgb
+
+SHARED_TEST = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                           "shared", "data", "cifar10-jpeg", "test")
 
 
 def random_pair(rng, n=3, h=32, w=32):
@@ -114,3 +121,21 @@ def test_gaussian_window_is_scipys():
     impulse = np.zeros(11)
     impulse[5] = 1.0
     np.testing.assert_allclose(metrics.gaussian_window(), gaussian_filter1d(impulse, 1.5, truncate=3.5), atol=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir(SHARED_TEST), reason=f"the shared CIFAR-10 JPEG set is not at {SHARED_TEST}")
+def test_grayscale_row_of_the_shared_data_readme():
+    """The whole pipeline (decode, needle's Lab, quantization, every metric) reproduces the
+    grayscale row that shared/data/README.md measured with scikit-image on the test split."""
+    data = ColorizationDataset(ndl.data.ImageFolderDataset(SHARED_TEST), device=ndl.cpu())
+    m = ColorizationMetrics(ndl.cpu())
+    for start in range(0, len(data), 2000):
+        L = data.L[start:start + 2000]
+        grey = quantize(to_rgb(L, np.zeros((len(L), 2) + L.shape[2:], np.float32), ndl.cpu()))
+        m.update(grey, np.ascontiguousarray(data.images[start:start + 2000].transpose(0, 3, 1, 2)))
+    r = m.result()
+    assert (r["images"], r["grey_images_left_out"]) == (10000, 113)
+    assert round(r["psnr_pooled"], 2) == 21.96 and round(r["psnr_per_image"], 2) == 24.64
+    assert round(r["ssim"], 4) == 0.9526 and round(r["l1"], 4) == 0.0486
+    assert round(r["colourfulness"], 2) == 0.08 and round(r["colourfulness_truth"], 2) == 27.69

@@ -16,8 +16,8 @@ from colorization.lab import rgb_to_lab_array, split_lab
 from colorization.losses import CombinedLoss
 from colorization.model import ColorizationNet
 from colorization.train import train_step
-from tests.colorization_helpers import synthetic_images
-from tests.torch_compare import assert_close
+from colorization_helpers import synthetic_images
+from torch_compare import assert_close
 
 # (batch, image size) per device for the one-step comparison and for the
 # 10-step curve: small where the CPU must run 10 full steps of two frameworks.

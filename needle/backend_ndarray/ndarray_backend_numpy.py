@@ -46,7 +46,8 @@ def _view(a, shape, strides, offset):
     # |strides| from the lowest element, then flip the negative axes.
     base = np.lib.stride_tricks.as_strided(
         a.array[lo:], shape, tuple(abs(s) * a.array.itemsize for s in strides))
-    return base[tuple(slice(None, None, -1) if s < 0 else slice(None) for s in strides)]
+    # The trailing Ellipsis keeps a 0-d view a writable view rather than a scalar.
+    return base[tuple(slice(None, None, -1) if s < 0 else slice(None) for s in strides) + (Ellipsis,)]
 
 
 # ---------------------------------------------------------------- runtime

@@ -62,27 +62,51 @@ struct Windows {
   i64 th, tw;        // taps
   i64 step, off_y, off_x, tap;
 
-  i64 rows() const { return C * th * tw; }
+  // For tap column tx: x = gx * step + xbase, inside the image for gx in [gx_lo, gx_hi).
+  struct Columns {
+    i64 xbase, gx_lo, gx_hi;
+  };
+  Columns columns(i64 tx) const {
+    const i64 xbase = off_x + tx * tap;
+    return {xbase, -floor_div(xbase, step), floor_div(W - 1 - xbase, step) + 1};
+  }
 
-  // One row of the grid (fixed img, gy) for columns gx in [gx0, gx0 + len),
-  // tap (ch, ty, tx), written to d[0 .. len).
-  void gather(i64 img, i64 gy, i64 gx0, i64 len, i64 ch, i64 ty, i64 tx, float* d) const {
+  // Grid row (img, gy), columns gx0 .. gx0 + len, tap (ch, ty) and the tap column of `cols`:
+  // d[t * dstride] for t < len (zero outside the image).
+  void gather(i64 img, i64 gy, i64 gx0, i64 len, i64 ch, i64 ty, const Columns& cols, float* d,
+              i64 dstride) const {
     const i64 y = gy * step + off_y + ty * tap;
-    if (y < 0 || y >= H) {
-      std::fill(d, d + len, 0.0f);
-      return;
+    i64 t_lo = len, t_hi = len;
+    if (y >= 0 && y < H) {
+      t_lo = std::clamp(cols.gx_lo - gx0, i64(0), len);
+      t_hi = std::clamp(cols.gx_hi - gx0, t_lo, len);
     }
-    const float* srow = src + ((img * C + ch) * H + y) * W;
-    const i64 xbase = off_x + tx * tap;  // x = gx * step + xbase
-    const i64 gx_lo = -floor_div(xbase, step), gx_hi = floor_div(W - 1 - xbase, step) + 1;
-    const i64 t_lo = std::clamp(gx_lo - gx0, i64(0), len), t_hi = std::clamp(gx_hi - gx0, t_lo, len);
-    std::fill(d, d + t_lo, 0.0f);
-    if (step == 1) {
-      std::copy(srow + gx0 + t_lo + xbase, srow + gx0 + t_hi + xbase, d + t_lo);
-    } else {
-      for (i64 t = t_lo; t < t_hi; ++t) d[t] = srow[(gx0 + t) * step + xbase];
+    for (i64 t = 0; t < t_lo; ++t) d[t * dstride] = 0.0f;
+    if (t_hi > t_lo) {
+      const float* s = src + ((img * C + ch) * H + y) * W + (gx0 + t_lo) * step + cols.xbase;
+      float* e = d + t_lo * dstride;
+      if (step == 1 && dstride == 1) {
+        std::copy(s, s + (t_hi - t_lo), e);
+      } else {
+        for (i64 t = 0; t < t_hi - t_lo; ++t) e[t * dstride] = s[t * step];
+      }
     }
-    std::fill(d + t_hi, d + len, 0.0f);
+    for (i64 t = t_hi; t < len; ++t) d[t * dstride] = 0.0f;
+  }
+
+  // Splits grid points [j0, j0 + count) into runs that share (img, gy).
+  struct Run {
+    i64 at, len, img, gy, gx0;
+  };
+  int runs(i64 j0, i64 count, std::vector<Run>& out) const {
+    out.clear();
+    const i64 plane = gh * gw;
+    for (i64 j = j0; j < j0 + count;) {
+      const i64 gx = j % gw, len = std::min(gw - gx, j0 + count - j);
+      out.push_back(Run{j - j0, len, j / plane, (j % plane) / gw, gx});
+      j += len;
+    }
+    return static_cast<int>(out.size());
   }
 };
 
@@ -90,22 +114,17 @@ struct Windows {
 struct WindowsB final : PackB {
   explicit WindowsB(const Windows& win) : win(win) {}
   void pack(i64 k0, i64 kc, i64 j0, i64 cols, int nr, float* dst) const override {
-    struct Run { i64 col, len, img, gy, gx0; };
-    Run runs[64];
-    int nruns = 0;
-    const i64 plane = win.gh * win.gw;
-    for (i64 j = j0; j < j0 + cols;) {
-      const i64 img = j / plane, gy = (j % plane) / win.gw, gx = j % win.gw;
-      const i64 len = std::min(win.gw - gx, j0 + cols - j);
-      runs[nruns++] = Run{j - j0, len, img, gy, gx};
-      j += len;
-    }
+    thread_local std::vector<Windows::Run> runs;
+    const int nruns = win.runs(j0, cols, runs);
     const i64 taps = win.th * win.tw;
     i64 ch = k0 / taps, ty = (k0 % taps) / win.tw, tx = k0 % win.tw;
+    Windows::Columns columns = win.columns(tx);
     for (i64 kk = 0; kk < kc; ++kk) {
       float* d = dst + kk * nr;
-      for (int r = 0; r < nruns; ++r)
-        win.gather(runs[r].img, runs[r].gy, runs[r].gx0, runs[r].len, ch, ty, tx, d + runs[r].col);
+      for (int r = 0; r < nruns; ++r) {
+        const Windows::Run& run = runs[r];
+        win.gather(run.img, run.gy, run.gx0, run.len, ch, ty, columns, d + run.at, 1);
+      }
       std::fill(d + cols, d + nr, 0.0f);
       if (++tx == win.tw) {
         tx = 0;
@@ -114,6 +133,7 @@ struct WindowsB final : PackB {
           ++ch;
         }
       }
+      columns = win.columns(tx);
     }
   }
   Windows win;
@@ -123,18 +143,15 @@ struct WindowsB final : PackB {
 struct WindowsTB final : PackB {
   explicit WindowsTB(const Windows& win) : win(win) {}
   void pack(i64 k0, i64 kc, i64 j0, i64 cols, int nr, float* dst) const override {
-    thread_local std::vector<float> line;
-    const i64 plane = win.gh * win.gw, taps = win.th * win.tw;
-    line.resize(win.gw);
+    thread_local std::vector<Windows::Run> runs;
+    const int nruns = win.runs(k0, kc, runs);
+    const i64 taps = win.th * win.tw;
     for (i64 jj = 0; jj < cols; ++jj) {
-      const i64 j = j0 + jj, ch = j / taps, ty = (j % taps) / win.tw, tx = j % win.tw;
-      for (i64 k = k0; k < k0 + kc;) {
-        const i64 img = k / plane, gy = (k % plane) / win.gw, gx = k % win.gw;
-        const i64 len = std::min(win.gw - gx, k0 + kc - k);
-        win.gather(img, gy, gx, len, ch, ty, tx, line.data());
-        float* d = dst + (k - k0) * nr + jj;
-        for (i64 t = 0; t < len; ++t) d[t * nr] = line[t];
-        k += len;
+      const i64 j = j0 + jj, ch = j / taps, ty = (j % taps) / win.tw;
+      const Windows::Columns columns = win.columns(j % win.tw);
+      for (int r = 0; r < nruns; ++r) {
+        const Windows::Run& run = runs[r];
+        win.gather(run.img, run.gy, run.gx0, run.len, ch, ty, columns, dst + run.at * nr + jj, nr);
       }
     }
     for (i64 kk = 0; kk < kc; ++kk) std::fill(dst + kk * nr + cols, dst + kk * nr + nr, 0.0f);

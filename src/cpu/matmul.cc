@@ -64,9 +64,11 @@ GridC row_major_c(float* c, i64 n) { return GridC{c, n, 0, 1, n, 0, 0, 1}; }
 
 // ---------------------------------------------------------------- micro-kernels
 // Each computes one MR x NR tile from packed panels: c = init + a * b, or
-// c += a * b when `acc`.  `init` (MR values, may be null) seeds row i.
+// c += a * b when `acc`.  `init` (MR values, may be null) seeds row i.  The
+// tile's left and right NR/2 columns go to c0 and c1 (row stride ldc), so a
+// tile straddling two images of a conv output (P = 16 at 4x4) stores directly.
 
-using KernelFn = void (*)(i64 kc, const float* a, const float* b, float* c, i64 ldc,
+using KernelFn = void (*)(i64 kc, const float* a, const float* b, float* c0, float* c1, i64 ldc,
                           const float* init, bool acc);
 
 struct MicroKernel {
@@ -77,8 +79,8 @@ struct MicroKernel {
 constexpr int kMaxMR = 8, kMaxNR = 32;
 
 __attribute__((target("avx512f"))) static void kernel_avx512(i64 kc, const float* a, const float* b,
-                                                             float* c, i64 ldc, const float* init,
-                                                             bool acc) {
+                                                             float* c0, float* c1, i64 ldc,
+                                                             const float* init, bool acc) {
   constexpr int MR = 8;
   __m512 lo[MR], hi[MR];
 #pragma GCC unroll 8
@@ -96,19 +98,19 @@ __attribute__((target("avx512f"))) static void kernel_avx512(i64 kc, const float
   }
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
-    float* row = c + i * ldc;
+    float *left = c0 + i * ldc, *right = c1 + i * ldc;
     if (acc) {
-      lo[i] = _mm512_add_ps(lo[i], _mm512_loadu_ps(row));
-      hi[i] = _mm512_add_ps(hi[i], _mm512_loadu_ps(row + 16));
+      lo[i] = _mm512_add_ps(lo[i], _mm512_loadu_ps(left));
+      hi[i] = _mm512_add_ps(hi[i], _mm512_loadu_ps(right));
     }
-    _mm512_storeu_ps(row, lo[i]);
-    _mm512_storeu_ps(row + 16, hi[i]);
+    _mm512_storeu_ps(left, lo[i]);
+    _mm512_storeu_ps(right, hi[i]);
   }
 }
 
 __attribute__((target("avx2,fma"))) static void kernel_avx2(i64 kc, const float* a, const float* b,
-                                                           float* c, i64 ldc, const float* init,
-                                                           bool acc) {
+                                                           float* c0, float* c1, i64 ldc,
+                                                           const float* init, bool acc) {
   constexpr int MR = 6;
   __m256 lo[MR], hi[MR];
 #pragma GCC unroll 6
@@ -126,19 +128,19 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(i64 kc, const float*
   }
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) {
-    float* row = c + i * ldc;
+    float *left = c0 + i * ldc, *right = c1 + i * ldc;
     if (acc) {
-      lo[i] = _mm256_add_ps(lo[i], _mm256_loadu_ps(row));
-      hi[i] = _mm256_add_ps(hi[i], _mm256_loadu_ps(row + 8));
+      lo[i] = _mm256_add_ps(lo[i], _mm256_loadu_ps(left));
+      hi[i] = _mm256_add_ps(hi[i], _mm256_loadu_ps(right));
     }
-    _mm256_storeu_ps(row, lo[i]);
-    _mm256_storeu_ps(row + 8, hi[i]);
+    _mm256_storeu_ps(left, lo[i]);
+    _mm256_storeu_ps(right, hi[i]);
   }
 }
 
 // Portable reference path (baseline x86-64 / any CPU): plain loops the
 // compiler vectorizes with SSE.
-static void kernel_generic(i64 kc, const float* a, const float* b, float* c, i64 ldc,
+static void kernel_generic(i64 kc, const float* a, const float* b, float* c0, float* c1, i64 ldc,
                            const float* init, bool acc) {
   constexpr int MR = 4, NR = 16;
   float t[MR][NR];
@@ -151,7 +153,10 @@ static void kernel_generic(i64 kc, const float* a, const float* b, float* c, i64
     b += NR;
   }
   for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) c[i * ldc + j] = acc ? c[i * ldc + j] + t[i][j] : t[i][j];
+    for (int j = 0; j < NR; ++j) {
+      float* dst = (j < NR / 2 ? c0 + j : c1 + (j - NR / 2)) + i * ldc;
+      *dst = acc ? *dst + t[i][j] : t[i][j];
+    }
 }
 
 static const MicroKernel& micro_kernel() {
@@ -236,8 +241,10 @@ void gemm(i64 M, i64 N, i64 K, const PackA& a, const PackB& b, const GridC& c,
       for (i64 pn = p_begin; pn < p_end; ++pn) {
         const i64 j0 = pn * NR, cols = std::min<i64>(NR, N - j0);
         const i64* off = offs.data() + (j0 - j_begin);
-        bool contiguous = cols == NR;
-        for (i64 jj = 1; contiguous && jj < NR; ++jj) contiguous = off[jj] == off[0] + jj;
+        const int half = NR / 2;
+        bool contiguous = cols == NR;  // within each half
+        for (i64 jj = 1; contiguous && jj < NR; ++jj)
+          contiguous = jj == half || off[jj] == off[jj - 1] + 1;
         const float* bpanel = bp + (pn - p_begin) * kc * NR;
         for (i64 i0 = i_begin; i0 < i_end; i0 += MR) {
           const i64 rows = std::min<i64>(MR, i_end - i0);
@@ -249,10 +256,10 @@ void gemm(i64 M, i64 N, i64 K, const PackA& a, const PackB& b, const GridC& c,
           }
           float* crow = c.c + i0 * c.row_stride;
           if (contiguous && rows == MR) {
-            uk.fn(kc, apanel, bpanel, crow + off[0], c.row_stride, init, !first);
+            uk.fn(kc, apanel, bpanel, crow + off[0], crow + off[half], c.row_stride, init, !first);
             continue;
           }
-          uk.fn(kc, apanel, bpanel, tile, NR, init, false);
+          uk.fn(kc, apanel, bpanel, tile, tile + half, NR, init, false);
           for (i64 ii = 0; ii < rows; ++ii)
             for (i64 jj = 0; jj < cols; ++jj) {
               float& dst = crow[ii * c.row_stride + off[jj]];

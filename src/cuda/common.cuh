@@ -14,7 +14,6 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
-#include <vector>
 
 namespace py = pybind11;
 

@@ -1,10 +1,11 @@
 // conv2d_forward / conv2d_backward_input / conv2d_backward_weight: host-side
 // validation and launches of the implicit-GEMM policies in conv.cuh.
 //
-// backward_weight reduces over every output position (n*ho*wo, often tens
-// of thousands) into a small o x c*kh*kw result, so it splits that
-// reduction over z to give the GPU enough blocks; each split writes its own
-// slice of a workspace and a second kernel sums the slices (deterministic).
+// A GEMM with few output tiles and a long K (backward_weight always: it
+// reduces over every output position into a small o x c*kh*kw result; the
+// deep layers' forward and backward_input too) splits K over z to give the
+// GPU enough blocks; each split writes its own slice of a workspace and a
+// second kernel sums the slices (deterministic, no atomics).
 #include <algorithm>
 
 #include "conv.cuh"
@@ -23,9 +24,9 @@ ConvShape conv_shape(int64_t n, int64_t c, int64_t h, int64_t w, int64_t o, int6
   for (int64_t v : {n, c, h, w, o, kh, kw, stride, padding}) check_int32(("convolution " + sizes).c_str(), v);
   check_int32("convolution padded height", h + 2 * padding);
   check_int32("convolution padded width", w + 2 * padding);
-  const int64_t ho = (h + 2 * padding - kh) / stride + 1, wo = (w + 2 * padding - kw) / stride + 1;
   if (h + 2 * padding < kh || w + 2 * padding < kw)
     throw py::value_error("kernel larger than the padded input: " + sizes);
+  const int64_t ho = (h + 2 * padding - kh) / stride + 1, wo = (w + 2 * padding - kw) / stride + 1;
   // The largest index of every buffer and every GEMM dimension.
   check_int32("conv input size", checked_mul(checked_mul(n, c, "conv"), h * w, "conv"));
   check_int32("conv output size", checked_mul(checked_mul(n, o, "conv"), ho * wo, "conv"));
@@ -49,31 +50,6 @@ int64_t x_size(const ConvShape& s) { return int64_t{s.n} * s.c * s.h * s.w; }
 int64_t y_size(const ConvShape& s) { return int64_t{s.n} * s.o * s.ho * s.wo; }
 int64_t w_size(const ConvShape& s) { return int64_t{s.o} * s.c * s.kh * s.kw; }
 
-void conv2d_forward(const CudaArray& x, const CudaArray& w, const CudaArray* bias, CudaArray& out, int64_t n,
-                    int64_t c, int64_t h, int64_t w_, int64_t o, int64_t kh, int64_t kw, int64_t stride,
-                    int64_t padding) {
-  const ConvShape s = conv_shape(n, c, h, w_, o, kh, kw, stride, padding);
-  check_size("x", x, x_size(s));
-  check_size("w", w, w_size(s));
-  check_size("out", out, y_size(s));
-  if (bias != nullptr) check_size("bias", *bias, o);
-  const ConvForwardOp op{s, x.ptr, w.ptr, bias != nullptr ? bias->ptr : nullptr, out.ptr};
-  const int64_t M = o, N = int64_t{s.n} * s.ho * s.wo;
-  launch_gemm(op, M, N, 1, pick_tiles(M, N, 1));
-}
-
-void conv2d_backward_input(const CudaArray& dy, const CudaArray& w, CudaArray& dx, int64_t n, int64_t c,
-                           int64_t h, int64_t w_, int64_t o, int64_t kh, int64_t kw, int64_t stride,
-                           int64_t padding) {
-  const ConvShape s = conv_shape(n, c, h, w_, o, kh, kw, stride, padding);
-  check_size("dy", dy, y_size(s));
-  check_size("w", w, w_size(s));
-  check_size("dx", dx, x_size(s));
-  const ConvBackwardInputOp op{s, dy.ptr, w.ptr, dx.ptr};
-  const int64_t M = c, N = int64_t{s.n} * s.h * s.w;
-  launch_gemm(op, M, N, 1, pick_tiles(M, N, 1));
-}
-
 // out[i] = sum over z < count of slices[z * size + i]; count * size fits int32.
 struct SumSlicesFn {
   const float* slices;
@@ -86,6 +62,57 @@ struct SumSlicesFn {
   }
 };
 
+// Runs the GEMM policy op (M x N, inner dimension K) into out (out_size
+// elements).  When its tiles alone would leave the GPU short of about two
+// waves of blocks, K is split over z (at least 128 indices per split) into
+// a workspace of per-split slices, which are then summed.
+template <class Op>
+void run_conv_gemm(Op op, int64_t M, int64_t N, int64_t K, float* out, int64_t out_size) {
+  const Tiles tiles = pick_tiles(M, N, 1);
+  const int64_t wanted_blocks = 2 * int64_t{sm_count()} * (256 / tile_threads(tiles));
+  int64_t splits = (wanted_blocks + tile_count(tiles, M, N) - 1) / tile_count(tiles, M, N);
+  splits = std::max<int64_t>(1, std::min({splits, K / 128, kIndexLimit / out_size}));
+  const int64_t chunk = ((K + splits - 1) / splits + kTileK - 1) / kTileK * kTileK;
+  splits = (K + chunk - 1) / chunk;  // every split non-empty
+  op.split = KSplit{static_cast<int>(K), static_cast<int>(chunk)};
+  op.slice = static_cast<int>(out_size);
+  if (splits == 1) {
+    op.out = out;
+    launch_gemm(op, M, N, 1, tiles);
+    return;
+  }
+  CudaArray workspace(splits * out_size);
+  op.out = workspace.ptr;
+  launch_gemm(op, M, N, splits, tiles);
+  launch_for_each(out_size, SumSlicesFn{workspace.ptr, out, static_cast<int>(out_size), static_cast<int>(splits)},
+                  "conv split-K sum");
+}
+
+void conv2d_forward(const CudaArray& x, const CudaArray& w, const CudaArray* bias, CudaArray& out, int64_t n,
+                    int64_t c, int64_t h, int64_t w_, int64_t o, int64_t kh, int64_t kw, int64_t stride,
+                    int64_t padding) {
+  const ConvShape s = conv_shape(n, c, h, w_, o, kh, kw, stride, padding);
+  check_size("x", x, x_size(s));
+  check_size("w", w, w_size(s));
+  check_size("out", out, y_size(s));
+  if (bias != nullptr) check_size("bias", *bias, o);
+  ConvForwardOp op{};
+  op.s = s, op.x = x.ptr, op.weight = w.ptr, op.bias = bias != nullptr ? bias->ptr : nullptr;
+  run_conv_gemm(op, o, int64_t{s.n} * s.ho * s.wo, int64_t{s.c} * s.kh * s.kw, out.ptr, y_size(s));
+}
+
+void conv2d_backward_input(const CudaArray& dy, const CudaArray& w, CudaArray& dx, int64_t n, int64_t c,
+                           int64_t h, int64_t w_, int64_t o, int64_t kh, int64_t kw, int64_t stride,
+                           int64_t padding) {
+  const ConvShape s = conv_shape(n, c, h, w_, o, kh, kw, stride, padding);
+  check_size("dy", dy, y_size(s));
+  check_size("w", w, w_size(s));
+  check_size("dx", dx, x_size(s));
+  ConvBackwardInputOp op{};
+  op.s = s, op.dy = dy.ptr, op.weight = w.ptr;
+  run_conv_gemm(op, c, int64_t{s.n} * s.h * s.w, int64_t{s.o} * s.kh * s.kw, dx.ptr, x_size(s));
+}
+
 void conv2d_backward_weight(const CudaArray& x, const CudaArray& dy, CudaArray& dw, int64_t n, int64_t c,
                             int64_t h, int64_t w_, int64_t o, int64_t kh, int64_t kw, int64_t stride,
                             int64_t padding) {
@@ -93,25 +120,9 @@ void conv2d_backward_weight(const CudaArray& x, const CudaArray& dy, CudaArray& 
   check_size("x", x, x_size(s));
   check_size("dy", dy, y_size(s));
   check_size("dw", dw, w_size(s));
-  const int64_t M = o, N = int64_t{s.c} * s.kh * s.kw, K = int64_t{s.n} * s.ho * s.wo;
-  const Tiles tiles = pick_tiles(M, N, 1);
-  // About two blocks per multiprocessor, each reducing at least 512 positions,
-  // with the workspace's indices inside int32.
-  int64_t splits = (2 * int64_t{sm_count()} + tile_count(tiles, M, N) - 1) / tile_count(tiles, M, N);
-  splits = std::min({splits, (K + 511) / 512, kIndexLimit / w_size(s)});
-  splits = std::max<int64_t>(splits, 1);
-  const int64_t chunk = ((K + splits - 1) / splits + kTileK - 1) / kTileK * kTileK;
-  splits = (K + chunk - 1) / chunk;  // every split non-empty
-  if (splits == 1) {
-    const ConvBackwardWeightOp op{s, x.ptr, dy.ptr, dw.ptr, static_cast<int>(chunk)};
-    launch_gemm(op, M, N, 1, tiles);
-    return;
-  }
-  CudaArray workspace(splits * w_size(s));
-  const ConvBackwardWeightOp op{s, x.ptr, dy.ptr, workspace.ptr, static_cast<int>(chunk)};
-  launch_gemm(op, M, N, splits, tiles);
-  const int size = static_cast<int>(w_size(s));
-  launch_for_each(size, SumSlicesFn{workspace.ptr, dw.ptr, size, static_cast<int>(splits)}, "conv2d_backward_weight sum");
+  ConvBackwardWeightOp op{};
+  op.s = s, op.x = x.ptr, op.dy = dy.ptr;
+  run_conv_gemm(op, o, int64_t{s.c} * s.kh * s.kw, int64_t{s.n} * s.ho * s.wo, dw.ptr, w_size(s));
 }
 
 }  // namespace

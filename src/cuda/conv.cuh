@@ -6,11 +6,15 @@
 // (yo*stride - pad + i, xo*stride - pad + j), zero when outside the image.
 //
 //   forward          C (o x n*ho*wo)  = W (o x c*kh*kw)  @ im2col(x)
-//   backward_weight  C (o x c*kh*kw)  = dY (o x n*ho*wo) @ im2col(x)^T, K split over z
+//   backward_weight  C (o x c*kh*kw)  = dY (o x n*ho*wo) @ im2col(x)^T
 //   backward_input   C (c x n*h*w)    = W^T (c x o*kh*kw) @ gather(dy):
 //     input pixel (hi, wi) receives dy[b, oc, yo, xo] * w[oc, ci, i, j] for
 //     every tap with hi + pad - i = yo*stride and wi + pad - j = xo*stride,
 //     0 <= yo < ho, 0 <= xo < wo: an exact gather, no atomics, any stride.
+//
+// Each policy may split K over z (KSplit): z sums K indices
+// [z*chunk, min(K, (z+1)*chunk)) and writes its partial result, laid out
+// like the final one, at out + z*slice (conv.cu sums the slices).
 #pragma once
 
 #include "gemm.cuh"
@@ -38,6 +42,17 @@ struct ConvShape {
   }
 };
 
+// The K range of split z.
+struct KSplit {
+  int total;  // K
+  int chunk;  // K indices per split, a multiple of kTileK
+  __host__ __device__ int begin(int z) const { return z * chunk; }
+  __host__ __device__ int end(int z) const {
+    const int left = total - z * chunk;  // > 0: the host launches only non-empty splits
+    return z * chunk + (left < chunk ? left : chunk);
+  }
+};
+
 // Window index k -> (ci, i, j).
 __host__ __device__ __forceinline__ void split_window(const ConvShape& s, int k, int& ci, int& i, int& j) {
   int ij = 0;
@@ -57,49 +72,48 @@ struct ConvForwardOp {
   ConvShape s;
   const float* x;
   const float* weight;
-  const float* bias;  // may be null
-  float* y;
+  const float* bias;  // may be null; added by split 0
+  float* out;         // y (n, o, ho, wo), or the slices of the split K
+  KSplit split;
+  int slice;
 
   struct Col {
     int b, hi0, wi0;  // image, and the input pixel under tap (0, 0)
   };
-  __host__ __device__ int k_begin(int) const { return 0; }
-  __host__ __device__ int k_end(int) const { return s.c * s.taps(); }
+  __host__ __device__ int k_begin(int z) const { return split.begin(z); }
+  __host__ __device__ int k_end(int z) const { return split.end(z); }
   __host__ __device__ Col col(int, int m) const {
     int b, yo, xo;
     split_output(s, m, b, yo, xo);
     return {b, yo * s.stride - s.pad, xo * s.stride - s.pad};
   }
-  __host__ __device__ float load_a(int, int oc, int k) const { return load(weight + oc * k_end(0) + k); }
+  __host__ __device__ float load_a(int, int oc, int k) const { return load(weight + oc * split.total + k); }
   __host__ __device__ float load_b(int, int k, const Col& col) const {
     int ci, i, j;
     split_window(s, k, ci, i, j);
     return s.input_at(x, col.b, ci, col.hi0 + i, col.wi0 + j);
   }
-  __host__ __device__ void store(int, int oc, int m, float v) const {
+  __host__ __device__ void store(int z, int oc, int m, float v) const {
     int yx = 0;
     const int b = s.div_out_hw.divmod(m, yx);
-    y[(b * s.o + oc) * s.out_hw() + yx] = v + (bias != nullptr ? load(bias + oc) : 0.0f);
+    out[z * slice + (b * s.o + oc) * s.out_hw() + yx] = v + (bias != nullptr && z == 0 ? load(bias + oc) : 0.0f);
   }
 };
 
-// rows: output channels; columns: window indices; K: output positions,
-// split into z chunks of `chunk`; slice z of the result goes to dw + z*o*c*kh*kw.
+// rows: output channels; columns: window indices; K: output positions.
 struct ConvBackwardWeightOp {
   ConvShape s;
   const float* x;
   const float* dy;
-  float* dw;
-  int chunk;
+  float* out;  // dw (o, c, kh, kw), or the slices of the split K
+  KSplit split;
+  int slice;
 
   struct Col {
     int ci, i, j;
   };
-  __host__ __device__ int k_begin(int z) const { return z * chunk; }
-  __host__ __device__ int k_end(int z) const {
-    const int left = s.n * s.out_hw() - z * chunk;  // positions from this chunk's start on
-    return z * chunk + (left < chunk ? left : chunk);
-  }
+  __host__ __device__ int k_begin(int z) const { return split.begin(z); }
+  __host__ __device__ int k_end(int z) const { return split.end(z); }
   __host__ __device__ Col col(int, int k) const {
     Col col;
     split_window(s, k, col.ci, col.i, col.j);
@@ -116,8 +130,7 @@ struct ConvBackwardWeightOp {
     return s.input_at(x, b, col.ci, yo * s.stride - s.pad + col.i, xo * s.stride - s.pad + col.j);
   }
   __host__ __device__ void store(int z, int oc, int k, float v) const {
-    const int window = s.c * s.taps();
-    dw[(z * s.o + oc) * window + k] = v;
+    out[z * slice + oc * (s.c * s.taps()) + k] = v;
   }
 };
 
@@ -127,13 +140,15 @@ struct ConvBackwardInputOp {
   ConvShape s;
   const float* dy;
   const float* weight;
-  float* dx;
+  float* out;  // dx (n, c, h, w), or the slices of the split K
+  KSplit split;
+  int slice;
 
   struct Col {
     int b, hp, wp;  // image, and the input pixel's coordinates in the padded image
   };
-  __host__ __device__ int k_begin(int) const { return 0; }
-  __host__ __device__ int k_end(int) const { return s.o * s.taps(); }
+  __host__ __device__ int k_begin(int z) const { return split.begin(z); }
+  __host__ __device__ int k_end(int z) const { return split.end(z); }
   __host__ __device__ Col col(int, int q) const {
     int hw = 0, wi = 0;
     const int b = s.div_in_hw.divmod(q, hw);
@@ -155,10 +170,10 @@ struct ConvBackwardInputOp {
     if (rh != 0 || rw != 0 || yo >= s.ho || xo >= s.wo) return 0.0f;
     return load(dy + ((col.b * s.o + oc) * s.ho + yo) * s.wo + xo);
   }
-  __host__ __device__ void store(int, int ci, int q, float v) const {
+  __host__ __device__ void store(int z, int ci, int q, float v) const {
     int hw = 0;
     const int b = s.div_in_hw.divmod(q, hw);
-    dx[(b * s.c + ci) * s.in_hw() + hw] = v;
+    out[z * slice + (b * s.c + ci) * s.in_hw() + hw] = v;
   }
 };
 

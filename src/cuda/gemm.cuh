@@ -176,15 +176,28 @@ inline Tiles pick_tiles(int64_t M, int64_t N, int64_t Z) {
   return Tiles::k64x64;
 }
 
-inline int64_t tile_count(Tiles t, int64_t M, int64_t N) {
-  int64_t bm = 64, bn = 64;
+struct TileDims {
+  int64_t rows, cols;
+};
+
+inline TileDims tile_dims(Tiles t) {
   switch (t) {
-    case Tiles::k128x128: bm = bn = 128; break;
+    case Tiles::k128x128: return {128, 128};
+    case Tiles::k32x128: return {32, 128};
+    case Tiles::k128x32: return {128, 32};
     case Tiles::k64x64: break;
-    case Tiles::k32x128: bm = 32; bn = 128; break;
-    case Tiles::k128x32: bm = 128; bn = 32; break;
   }
-  return (M + bm - 1) / bm * ((N + bn - 1) / bn);
+  return {64, 64};
+}
+
+inline int64_t tile_count(Tiles t, int64_t M, int64_t N) {
+  const TileDims d = tile_dims(t);
+  return (M + d.rows - 1) / d.rows * ((N + d.cols - 1) / d.cols);
+}
+
+inline int tile_threads(Tiles t) {
+  const TileDims d = tile_dims(t);
+  return static_cast<int>(d.rows / 8 * (d.cols / 8));
 }
 
 template <int BM, int BN, class Op>

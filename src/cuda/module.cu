@@ -10,7 +10,6 @@
 // cudaFree per temporary array would cost.  Every kernel and copy runs on
 // the legacy default stream, so pool reuse is ordered with all of them.
 #include <cstdlib>
-#include <new>
 
 #include "common.cuh"
 
@@ -97,6 +96,13 @@ cudaError_t try_alloc(void** p, size_t bytes) {
   return use_pool() ? cudaMallocAsync(p, bytes, 0) : cudaMalloc(p, bytes);
 }
 
+// Never throws: at interpreter exit the runtime may already be unloading.
+// A failure is cleared so that the next launch check does not report it.
+void release(void* p) noexcept {
+  cudaError_t err = use_pool() ? cudaFreeAsync(p, 0) : cudaFree(p);
+  if (err != cudaSuccess) cudaGetLastError();
+}
+
 float* device_alloc(int64_t size) {
   size_t bytes = static_cast<size_t>(checked_mul(size, sizeof(float), "Array size"));
   void* p = nullptr;
@@ -118,6 +124,11 @@ float* device_alloc(int64_t size) {
                       " float32 elements (" + std::to_string(bytes >> 20) + " MiB)");
   }
   CUDA_CHECK(err);
+  // The kernels' float4 accesses start at Array bases: this is their guarantee.
+  if (reinterpret_cast<uintptr_t>(p) % 16 != 0) {
+    release(p);
+    throw std::runtime_error("device allocation not 16-byte aligned");
+  }
   return static_cast<float*>(p);
 }
 
@@ -130,11 +141,7 @@ CudaArray::CudaArray(int64_t n) {
 }
 
 CudaArray::~CudaArray() {
-  if (ptr == nullptr) return;
-  // Never throws: at interpreter exit the runtime may already be unloading.
-  // A failure is cleared so that the next launch check does not report it.
-  cudaError_t err = use_pool() ? cudaFreeAsync(ptr, 0) : cudaFree(ptr);
-  if (err != cudaSuccess) cudaGetLastError();
+  if (ptr != nullptr) release(ptr);
 }
 
 // ---------------------------------------------------------------- runtime functions

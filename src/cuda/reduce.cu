@@ -85,7 +85,7 @@ __global__ void reduce_block_per_slice(const float* __restrict__ a, float* __res
   }
 }
 
-// Rows of one element (or fewer than needed) never reach this; rows, len > 0.
+// out[r] = op over a[r*len .. (r+1)*len) for r < rows; rows > 0 and len > 0.
 template <class Op>
 void reduce_rows(const float* a, float* out, int64_t rows, int64_t len) {
   if (len <= 32) {
