@@ -88,6 +88,8 @@ def plot_ratios(out_dir, stamp, rows):
         ax.barh(ys, [mine[lab] for lab in labels if lab in mine], height=height, label=backend)
     ax.set_yticks([i + 0.4 - height / 2 for i in range(len(labels))], labels, fontsize=7)
     ax.invert_yaxis()
+    ax.margins(y=0.005)
+    ax.set_title(f"needle vs PyTorch, {stamp}")
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xlabel("needle time / PyTorch time (lower is better; 1 = parity)")

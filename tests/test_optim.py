@@ -1,5 +1,7 @@
 """needle.optim against torch.optim: 20-step trajectories, no graph, exact resume."""
 
+import gc
+
 import numpy as np
 import pytest
 import torch
@@ -77,9 +79,13 @@ def test_steps_build_no_graph(opt_cls):
     model, x, y = make_problem(ndl.cpu_numpy())
     opt = opt_cls(model.parameters(), lr=0.01)
     train_steps(model, opt, x, y, 2)  # optimizer state exists from here on
+    # Collect first: cyclic garbage left by earlier tests would otherwise be
+    # freed mid-loop and move the counter for reasons of its own.
+    gc.collect()
     before = autograd.TENSOR_COUNTER
     for _ in range(5):
         train_steps(model, opt, x, y, 1)
+        gc.collect()
         assert autograd.TENSOR_COUNTER == before
     assert all(p.is_leaf() and p.requires_grad for p in model.parameters())
 
