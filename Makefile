@@ -44,6 +44,7 @@ train: deps build
 # results only under an explicit commit hash, so HEAD's is given (the lead's
 # commit the working tree stands on).  Text views: asv show / asv compare.
 asv: deps build
+	@$(PYTHON) -c "import asv" 2>/dev/null || $(PYTHON) -m pip install -q "asv>=0.6"
 	$(PYTHON) -m asv machine --yes
 	$(PYTHON) -m asv run --python=same --set-commit-hash=$$(git rev-parse HEAD) $(ASV_MODE) $(ARGS)
 	$(PYTHON) -m asv publish

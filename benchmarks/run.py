@@ -143,8 +143,9 @@ def run_backend(name, dev, tdev, cases, args, ceilings):
 
 def host_info():
     info = {"platform": platform.platform(), "machine": platform.machine(),
-            "cpus": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "torch": torch.__version__}
+            "cpus": os.cpu_count(), "loadavg": os.getloadavg()[0],
+            "python": platform.python_version(), "numpy": np.__version__,
+            "torch": torch.__version__}
     try:
         with open("/proc/cpuinfo") as f:
             info["cpu"] = next(line.split(":", 1)[1].strip() for line in f
@@ -168,6 +169,10 @@ def main(argv=None):
           f"(torch {torch.get_num_threads()}"
           + "".join(f", {n} {d.get_num_threads()}" for n, (d, _) in opened.items())
           + f"), TF32 {'on' if args.tf32 else 'off'}")
+    load = os.getloadavg()[0]
+    if args.threads > 1 and load > os.cpu_count() - 0.5:
+        print(f"warning: load average {load:.1f} on {os.cpu_count()} cores: parallel regions will "
+              f"wait for descheduled threads; --threads 1 compares more fairly on a busy machine")
     backends = {}
     for name, reason in unavailable.items():
         print(f"{name}: skipped: {reason}")

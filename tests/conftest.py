@@ -14,6 +14,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+# Decoded-image caches of the tests go beside the repository, not into the
+# user's ~/.cache (ignored by git; kept between runs so the shared CIFAR
+# images are decoded once).
+os.environ.setdefault("NEEDLE_CACHE", os.path.join(ROOT, ".cache", "needle-tests"))
+
 import needle as ndl  # noqa: E402
 
 DEVICE_NAMES = [d.strip() for d in os.environ.get("NEEDLE_DEVICES", "cpu_numpy,cpu,cuda").split(",")
