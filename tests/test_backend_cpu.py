@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import needle.backend_ndarray.ndarray_backend_numpy as ref
+from backend_helpers import get, put
 from needle.backend_ndarray.contract import COLORSPACE, ELEMENTWISE
 
 try:
@@ -21,18 +22,6 @@ except ImportError as err:  # pragma: no cover - depends on the build
     pytest.skip(f"ndarray_backend_cpu is not built ({err}); run `make build`", allow_module_level=True)
 
 ISAS = ["avx512", "avx2", "generic"]
-
-
-def put(mod, values):
-    values = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
-    handle = mod.Array(values.size)
-    mod.from_numpy(values, handle)
-    return handle
-
-
-def get(mod, handle, size=None):
-    size = handle.size if size is None else size
-    return mod.to_numpy(handle, (size,), (1,), 0)
 
 
 def both(fn):

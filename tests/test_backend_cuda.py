@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from needle.backend_ndarray import ndarray_backend_numpy as ref
+from backend_helpers import get, put
 
 
 @pytest.fixture(scope="module")
@@ -24,20 +25,6 @@ def cuda():
     if mod.device_count() == 0:
         pytest.skip("the CUDA backend is built but no CUDA GPU is present")
     return mod
-
-
-def put(mod, values):
-    """A new Array of mod holding values (flattened, float32)."""
-    values = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
-    arr = mod.Array(values.size)
-    mod.from_numpy(values, arr)
-    return arr
-
-
-def get(mod, arr, n=None):
-    """The first n (default all) elements of arr as a numpy array."""
-    n = arr.size if n is None else n
-    return mod.to_numpy(arr, (n,), (1,), 0)
 
 
 def pair(cuda, values):
