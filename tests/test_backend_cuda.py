@@ -345,32 +345,39 @@ def conv_case(rng, shape):
     return x, weight, bias, dy, n * o * ho * wo
 
 
+def run_both(cuda, kernel, inputs, out_size, *sizes):
+    """kernel on the reference and on cuda with the same inputs (None passes as None).
+
+    Returns (cuda's output, the reference output) as numpy arrays.
+    """
+    outs = []
+    for mod in (ref, cuda):
+        out = mod.Array(out_size)
+        getattr(mod, kernel)(*[None if v is None else put(mod, v) for v in inputs], out, *sizes)
+        outs.append(get(mod, out))
+    return outs[1], outs[0]
+
+
 @pytest.mark.parametrize("shape", CONV_SHAPES)
 def test_conv2d_forward(cuda, rng, shape):
     x, weight, bias, _, y_size = conv_case(rng, shape)
     for b in (bias, None):
-        out_ref, out = ref.Array(y_size), cuda.Array(y_size)
-        ref.conv2d_forward(put(ref, x), put(ref, weight), None if b is None else put(ref, b), out_ref, *shape)
-        cuda.conv2d_forward(put(cuda, x), put(cuda, weight), None if b is None else put(cuda, b), out, *shape)
-        assert_close(get(cuda, out), out_ref.array, rtol=1e-4, atol=1e-5, scaled=True)
+        got, want = run_both(cuda, "conv2d_forward", (x, weight, b), y_size, *shape)
+        assert_close(got, want, rtol=1e-4, atol=1e-5, scaled=True)
 
 
 @pytest.mark.parametrize("shape", CONV_SHAPES)
 def test_conv2d_backward_input(cuda, rng, shape):
     x, weight, _, dy, _ = conv_case(rng, shape)
-    out_ref, out = ref.Array(x.size), cuda.Array(x.size)
-    ref.conv2d_backward_input(put(ref, dy), put(ref, weight), out_ref, *shape)
-    cuda.conv2d_backward_input(put(cuda, dy), put(cuda, weight), out, *shape)
-    assert_close(get(cuda, out), out_ref.array, rtol=1e-4, atol=1e-5, scaled=True)
+    got, want = run_both(cuda, "conv2d_backward_input", (dy, weight), x.size, *shape)
+    assert_close(got, want, rtol=1e-4, atol=1e-5, scaled=True)
 
 
 @pytest.mark.parametrize("shape", CONV_SHAPES)
 def test_conv2d_backward_weight(cuda, rng, shape):
     x, weight, _, dy, _ = conv_case(rng, shape)
-    out_ref, out = ref.Array(weight.size), cuda.Array(weight.size)
-    ref.conv2d_backward_weight(put(ref, x), put(ref, dy), out_ref, *shape)
-    cuda.conv2d_backward_weight(put(cuda, x), put(cuda, dy), out, *shape)
-    assert_close(get(cuda, out), out_ref.array, rtol=1e-4, atol=1e-5, scaled=True)
+    got, want = run_both(cuda, "conv2d_backward_weight", (x, dy), weight.size, *shape)
+    assert_close(got, want, rtol=1e-4, atol=1e-5, scaled=True)
 
 
 def test_conv2d_bad_arguments(cuda):
