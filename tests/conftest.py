@@ -47,3 +47,23 @@ def fast_device(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+# The C++ module's per-ISA paths (SGEMM micro-kernels, colour-space and
+# upsample vector widths), widest first.
+ISAS = ["avx512", "avx2", "generic"]
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    """Forces the C++ module's per-ISA paths to each ISA this CPU has, in turn."""
+    try:
+        cpu = __import__("needle.backend_ndarray.ndarray_backend_cpu", fromlist=["_set_isa"])
+    except ImportError as err:
+        pytest.skip(f"ndarray_backend_cpu is not built ({err}); run `make build`")
+    try:
+        cpu._set_isa(request.param)
+    except ValueError:
+        pytest.skip(f"this CPU lacks {request.param}")
+    yield request.param
+    cpu._set_isa(cpu._detected_isa())

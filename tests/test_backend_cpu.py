@@ -21,22 +21,9 @@ try:
 except ImportError as err:  # pragma: no cover - depends on the build
     pytest.skip(f"ndarray_backend_cpu is not built ({err}); run `make build`", allow_module_level=True)
 
-ISAS = ["avx512", "avx2", "generic"]
-
-
 def both(fn):
     """fn(mod) -> result for the cpu and the reference module."""
     return fn(cpu), fn(ref)
-
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    try:
-        cpu._set_isa(request.param)
-    except ValueError:
-        pytest.skip(f"this CPU lacks {request.param}")
-    yield request.param
-    cpu._set_isa(cpu._detected_isa())
 
 
 # ---------------------------------------------------------------- views
@@ -413,7 +400,7 @@ def test_runtime_functions():
     cpu.synchronize()
     assert cpu.device_count() == 1
     assert cpu.__device_name__ == "cpu"
-    assert cpu._isa() in ISAS
+    assert cpu._isa() in ("avx512", "avx2", "generic")
     with pytest.raises(ValueError):
         cpu._set_isa("sse9")
 

@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <unordered_map>
 
 #include <pybind11/pybind11.h>
 
@@ -20,32 +22,85 @@ namespace needle {
 
 void register_memory(py::module_& m);
 void register_elementwise(py::module_& m);
-void register_matmul(py::module_& m);
+void register_matmul(py::module_& m, py::module_& reference);
 void register_reduce(py::module_& m);
-void register_conv(py::module_& m);
-void register_upsample(py::module_& m);
-void register_concat(py::module_& m);
-void register_colorspace(py::module_& m);
+void register_conv(py::module_& m, py::module_& reference);
+void register_upsample(py::module_& m, py::module_& reference);
+void register_concat(py::module_& m, py::module_& reference);
+void register_colorspace(py::module_& m, py::module_& reference);
 
 // ---------------------------------------------------------------- Array
 
-static float* aligned_floats(i64 count) {
+static std::size_t padded_bytes(i64 count) {
   if (count > (INT64_MAX - static_cast<i64>(kAlignment)) / static_cast<i64>(sizeof(float)))
     fail("Array of " + std::to_string(count) + " floats is too large");
-  std::size_t bytes = static_cast<std::size_t>(std::max<i64>(count, 1)) * sizeof(float);
-  bytes = (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  void* p = std::aligned_alloc(kAlignment, bytes);
+  const std::size_t bytes = static_cast<std::size_t>(std::max<i64>(count, 1)) * sizeof(float);
+  return (bytes + kAlignment - 1) / kAlignment * kAlignment;
+}
+
+static float* aligned_floats(i64 count) {
+  void* p = std::aligned_alloc(kAlignment, padded_bytes(count));
   if (p == nullptr) throw std::bad_alloc();
   return static_cast<float*>(p);
 }
 
+// Freed Array buffers of at least kMinPooled bytes, kept for reuse by exact
+// size.  A training step allocates the same few dozen sizes every step; glibc
+// maps each buffer beyond its mmap threshold afresh, and the kernels then pay
+// a page fault per 4 KiB on first touch (a third of a memory-bound kernel's
+// time at these sizes).  Bounded by kMaxCached; beyond that buffers go back
+// to the system.
+class BufferPool {
+ public:
+  static constexpr std::size_t kMinPooled = std::size_t(1) << 16;
+  static constexpr std::size_t kMaxCached = std::size_t(2) << 30;
+
+  float* take(i64 count) {
+    const std::size_t bytes = padded_bytes(count);
+    if (bytes >= kMinPooled) {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = free_.find(bytes);
+      if (it != free_.end()) {
+        float* p = it->second;
+        free_.erase(it);
+        cached_ -= bytes;
+        return p;
+      }
+    }
+    return aligned_floats(count);
+  }
+
+  void give(float* p, i64 count) {
+    const std::size_t bytes = padded_bytes(count);
+    if (bytes >= kMinPooled) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (cached_ + bytes <= kMaxCached) {
+        free_.emplace(bytes, p);
+        cached_ += bytes;
+        return;
+      }
+    }
+    std::free(p);
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_multimap<std::size_t, float*> free_;
+  std::size_t cached_ = 0;
+};
+
+static BufferPool& pool() {
+  static BufferPool* p = new BufferPool;  // never destroyed: Arrays may outlive static teardown
+  return *p;
+}
+
 Array::Array(i64 size_) {
   if (size_ < 0) fail("Array size must be >= 0, got " + std::to_string(size_));
-  ptr = aligned_floats(size_);
+  ptr = pool().take(size_);
   size = size_;
 }
 
-Array::~Array() { std::free(ptr); }
+Array::~Array() { pool().give(ptr, size); }
 
 Scratch::~Scratch() { std::free(ptr_); }
 
@@ -162,12 +217,16 @@ PYBIND11_MODULE(ndarray_backend_cpu, m) {
   m.def("_detected_isa", [] { return std::string(isa_name(detected_isa())); });
   m.def("_set_isa", [](const std::string& name) { set_active_isa(parse_isa(name)); });
 
+  // Plain portable C++ versions of the SGEMM and the four kernel families,
+  // with the same signatures: what the tests validate each fast path against.
+  py::module_ reference = m.def_submodule(
+      "reference", "plain C++ reference kernels (same signatures as the fast ones), for tests");
   register_memory(m);
   register_elementwise(m);
-  register_matmul(m);
+  register_matmul(m, reference);
   register_reduce(m);
-  register_conv(m);
-  register_upsample(m);
-  register_concat(m);
-  register_colorspace(m);
+  register_conv(m, reference);
+  register_upsample(m, reference);
+  register_concat(m, reference);
+  register_colorspace(m, reference);
 }
