@@ -50,6 +50,24 @@ def test_conv_calls_only_the_conv_kernels(rng):
     assert calls["matmul"] == 0
 
 
+@pytest.mark.parametrize("needs", ["x", "w", "x,w"])
+def test_conv_backward_runs_only_the_kernels_some_input_needs(rng, needs):
+    """The network's grey input and a frozen feature net need no gradient: their
+    backward kernels (each as costly as the forward) are skipped."""
+    device = counting_device()
+    x = ndl.Tensor(rng.standard_normal((1, 2, 5, 5)), device=device, requires_grad="x" in needs)
+    w = ndl.Tensor(rng.standard_normal((3, 2, 3, 3)), device=device, requires_grad="w" in needs)
+    b = ndl.Tensor(rng.standard_normal(3), device=device, requires_grad="w" in needs)
+    dy = rng.standard_normal((1, 3, 5, 5))
+    ndl.conv(x, w, b, padding=1).backward(ndl.Tensor(dy, device=device))
+    calls = device.mod.calls
+    assert calls["conv2d_backward_input"] == ("x" in needs)
+    assert calls["conv2d_backward_weight"] == ("w" in needs)
+    assert (x.grad is not None) == ("x" in needs)
+    if "w" in needs:
+        np.testing.assert_allclose(b.grad.numpy(), dy.sum(axis=(0, 2, 3)), rtol=1e-5)
+
+
 def test_second_derivative_of_conv_raises_clearly(device, rng):
     x = ndl.Tensor(rng.standard_normal((1, 1, 4, 4)), device=device, requires_grad=True)
     w = ndl.Tensor(rng.standard_normal((1, 1, 3, 3)), device=device, requires_grad=True)

@@ -506,6 +506,15 @@ class NDArray:
         axes = _normalize_axes(axis, self.ndim)
         if any(self._shape[a] == 0 for a in axes) and func is self.device.reduce_max:
             raise ValueError("max of an empty axis")
+        # A compact array reduces its trailing reduced axes in place first: no
+        # permuted copy of the whole array, only of what is left (a conv bias
+        # gradient sums (N, C, H, W) over H, W, then over N).
+        tail = 0
+        while tail < len(axes) and self.ndim - 1 - tail in axes:
+            tail += 1
+        if 0 < tail < len(axes) and prod(self._shape[self.ndim - tail:]) > 1 and self.is_compact():
+            inner = self._reduce(tuple(range(self.ndim - tail, self.ndim)), True, func)
+            return inner._reduce(axes, keepdims, func)
         keep = tuple(a for a in range(self.ndim) if a not in axes)
         view = self.permute(keep + axes).compact()
         out_shape = tuple(self._shape[a] for a in keep)

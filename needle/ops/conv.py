@@ -1,8 +1,11 @@
 """2-D convolution (NCHW activations, OIHW weights) on the device's conv2d kernels.
 
-The backward kernels scatter every kernel tap straight into the input
-gradient, so it is exact for every input size and stride (the course's
+The backward-input kernels work per output phase (y mod stride, x mod
+stride), so they are exact for every input size and stride (the course's
 dilate-based recipe loses a row when (H + 2P - K) mod stride != stride - 1).
+Backward runs only the kernels whose gradient some input needs: the first
+layer's image and a frozen feature net's weights need none, and each of
+those kernels costs as much as the forward.
 """
 
 import numbers
@@ -54,13 +57,18 @@ class Conv(TensorOp):
         x, w = node.inputs[:2]
         x_shape, w_shape = x.shape, w.shape
         sizes, _ = self.sizes(x_shape, w_shape)
-        dx = KernelGrad("conv", lambda dy, w_: run_kernel(
-            "conv2d_backward_input", (dy, w_), x_shape, *sizes))(out_grad, w)
-        dw = KernelGrad("conv", lambda x_, dy: run_kernel(
-            "conv2d_backward_weight", (x_, dy), w_shape, *sizes))(x, out_grad)
+        dx = dw = db = None
+        if x.requires_grad:
+            dx = KernelGrad("conv", lambda dy, w_: run_kernel(
+                "conv2d_backward_input", (dy, w_), x_shape, *sizes))(out_grad, w)
+        if w.requires_grad:
+            dw = KernelGrad("conv", lambda x_, dy: run_kernel(
+                "conv2d_backward_weight", (x_, dy), w_shape, *sizes))(x, out_grad)
         if len(node.inputs) == 2:
             return dx, dw
-        return dx, dw, summation(out_grad, (0, 2, 3))
+        if node.inputs[2].requires_grad:
+            db = summation(out_grad, (0, 2, 3))
+        return dx, dw, db
 
 
 def conv(x, w, b=None, stride=1, padding=0):

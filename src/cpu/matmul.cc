@@ -1,10 +1,11 @@
 // Blocked SGEMM (matmul.h) and the contract's batched matmul.
 //
 // Structure (BLIS-like): the N columns are cut into tasks of whole NR-wide
-// panels (and M into MC-row slabs when N alone cannot feed every thread);
-// each task walks K in KC-deep blocks, packs its B block and A slab, then
-// runs the MR x NR register-blocked micro-kernel with a B micro-panel held in
-// L1 and the A slab in L2.  The micro-kernel is chosen at run time (simd.h).
+// panels (and M into row ranges only when N alone cannot feed every thread);
+// each task walks K in KC-deep blocks, packs its B block once, then for each
+// MC-row A slab packs the slab and runs the MR x NR register-blocked
+// micro-kernel with a B micro-panel held in L1 and the A slab in L2.  The
+// micro-kernel is chosen at run time (simd.h).
 #include <immintrin.h>
 #include <omp.h>
 
@@ -37,10 +38,14 @@ void SegmentedA::pack(i64 i0, i64 rows, i64 k0, i64 kc, int mr, float* dst) cons
   }
 }
 
-void RowMajorB::pack(i64 k0, i64 kc, i64 j0, i64 cols, int nr, float* dst) const {
+void SegmentedB::pack(i64 k0, i64 kc, i64 j0, i64 cols, int nr, float* dst) const {
   for (i64 kk = 0; kk < kc; ++kk) {
     float* d = dst + kk * nr;
-    std::memcpy(d, p + (k0 + kk) * row_stride + j0, cols * sizeof(float));
+    for (i64 j = j0; j < j0 + cols;) {
+      const i64 s = j / seg, r = j % seg, len = std::min(seg - r, j0 + cols - j);
+      std::memcpy(d + (j - j0), p + s * seg_stride + (k0 + kk) * row_stride + r, len * sizeof(float));
+      j += len;
+    }
     std::fill(d + cols, d + nr, 0.0f);
   }
 }
@@ -77,17 +82,25 @@ struct MicroKernel {
 };
 
 constexpr int kMaxMR = 8, kMaxNR = 32;
+constexpr int kAvx512MR = 8;  // 2 x 8 accumulators + 2 B registers of the 32 zmm
 
+template <int MR>
 __attribute__((target("avx512f"))) static void kernel_avx512(i64 kc, const float* a, const float* b,
                                                              float* c0, float* c1, i64 ldc,
                                                              const float* init, bool acc) {
-  constexpr int MR = 8;
   __m512 lo[MR], hi[MR];
-#pragma GCC unroll 8
+  // The C tile is read (acc) or written after the loop; its rows lie a
+  // whole row of C apart, usually out of cache: start fetching them now.
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c0 + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c1 + i * ldc), _MM_HINT_T0);
+  }
+#pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) lo[i] = hi[i] = init ? _mm512_set1_ps(init[i]) : _mm512_setzero_ps();
   for (i64 k = 0; k < kc; ++k) {
     const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       const __m512 ai = _mm512_set1_ps(a[i]);
       lo[i] = _mm512_fmadd_ps(ai, b0, lo[i]);
@@ -96,7 +109,7 @@ __attribute__((target("avx512f"))) static void kernel_avx512(i64 kc, const float
     a += MR;
     b += 32;
   }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
     float *left = c0 + i * ldc, *right = c1 + i * ldc;
     if (acc) {
@@ -113,6 +126,8 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(i64 kc, const float*
                                                            const float* init, bool acc) {
   constexpr int MR = 6;
   __m256 lo[MR], hi[MR];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) _mm_prefetch(reinterpret_cast<const char*>(c0 + i * ldc), _MM_HINT_T0);
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) lo[i] = hi[i] = init ? _mm256_set1_ps(init[i]) : _mm256_setzero_ps();
   for (i64 k = 0; k < kc; ++k) {
@@ -160,7 +175,7 @@ static void kernel_generic(i64 kc, const float* a, const float* b, float* c0, fl
 }
 
 static const MicroKernel& micro_kernel() {
-  static const MicroKernel avx512{8, 32, kernel_avx512}, avx2{6, 16, kernel_avx2},
+  static const MicroKernel avx512{kAvx512MR, 32, kernel_avx512<kAvx512MR>}, avx2{6, 16, kernel_avx2},
       generic{4, 16, kernel_generic};
   switch (active_isa()) {
     case Isa::avx512: return avx512;
@@ -173,8 +188,9 @@ static const MicroKernel& micro_kernel() {
 
 constexpr i64 kKC = 256;         // depth of a packed block: a B micro-panel fills ~L1
 constexpr i64 kMC = 256;         // rows of an A slab: kMC x kKC floats stay in L2
-constexpr i64 kNC = 1024;        // columns per task (before balancing across threads)
+constexpr i64 kNC = 512;         // columns per task (before balancing across threads)
 constexpr i64 kMinParallelFlops = 1 << 21;
+constexpr i64 kMaxSharedA = i64(1) << 22;  // floats of A packed once for every column task
 
 static i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
 
@@ -195,16 +211,19 @@ void gemm(i64 M, i64 N, i64 K, const PackA& a, const PackB& b, const GridC& c,
   int threads = parallel ? omp_get_max_threads() : 1;
   if (2.0 * M * N * K < kMinParallelFlops) threads = 1;
 
-  // Task grid: m_tasks slabs of mc rows x n_tasks groups of whole NR panels,
-  // balanced so that every thread gets the same number of tasks.
+  // Task grid: m_tasks row ranges x n_tasks groups of whole NR panels,
+  // balanced so that every thread gets the same number of tasks.  Tasks on
+  // the same columns each pack (gather, for a convolution) the same B, tasks
+  // on the same rows the same A: the threads split the larger of the two
+  // sides, so that what is packed twice is the small one.
   const i64 n_panels = ceil_div(N, NR);
-  i64 mc = std::min(ceil_div(M, MR), kMC / MR) * MR;  // whole micro-panels
-  i64 m_tasks = ceil_div(M, mc);
+  i64 task_rows = M, m_tasks = 1;
   i64 n_tasks = std::min(n_panels, ceil_div(N, kNC));
   if (threads > 1) {
-    if (m_tasks * n_panels < threads) {
-      mc = ceil_div(ceil_div(M, ceil_div(threads, n_panels)), MR) * MR;
-      m_tasks = ceil_div(M, mc);
+    const i64 row_parts = M > N ? threads : (n_panels < threads ? ceil_div(threads, n_panels) : 1);
+    if (row_parts > 1) {
+      task_rows = ceil_div(ceil_div(M, row_parts), MR) * MR;
+      m_tasks = ceil_div(M, task_rows);
     }
     n_tasks = std::max(n_tasks, ceil_div(threads, m_tasks));
     while ((m_tasks * n_tasks) % threads != 0 && n_tasks < n_panels) ++n_tasks;
@@ -212,6 +231,23 @@ void gemm(i64 M, i64 N, i64 K, const PackA& a, const PackB& b, const GridC& c,
   const i64 panels_per_task = ceil_div(n_panels, n_tasks);
   n_tasks = ceil_div(n_panels, panels_per_task);
   const i64 tasks = m_tasks * n_tasks;
+  const i64 mc = std::min(ceil_div(task_rows, MR), kMC / MR) * MR;  // A slab: whole micro-panels
+
+  // When several column tasks share the same rows, a small A (weights) is
+  // packed once for all of them (block pc, micro-panel i0 at pc * m_pad +
+  // i0 * kc) instead of once per task: packing A costs as much as a few
+  // hundred columns of work.
+  const i64 m_pad = ceil_div(M, MR) * MR;
+  thread_local Scratch shared_a;
+  float* a_all = n_tasks > 1 && m_pad * K <= kMaxSharedA ? shared_a.get(m_pad * K) : nullptr;
+  if (a_all) {
+    const i64 blocks = ceil_div(K, kKC), panels = m_pad / MR;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (i64 t = 0; t < blocks * panels; ++t) {
+      const i64 pc = (t / panels) * kKC, i0 = (t % panels) * MR, kc = std::min(kKC, K - pc);
+      a.pack(i0, std::min<i64>(MR, M - i0), pc, kc, MR, a_all + pc * m_pad + i0 * kc);
+    }
+  }
 
   auto run_task = [&](i64 task) {
     thread_local Scratch a_buf, b_buf;
@@ -219,11 +255,11 @@ void gemm(i64 M, i64 N, i64 K, const PackA& a, const PackB& b, const GridC& c,
     alignas(64) float tile[kMaxMR * kMaxNR];
     alignas(64) float init_tile[kMaxMR];
 
-    const i64 i_begin = (task / n_tasks) * mc, i_end = std::min(M, i_begin + mc);
+    const i64 i_begin = (task / n_tasks) * task_rows, i_end = std::min(M, i_begin + task_rows);
     const i64 p_begin = (task % n_tasks) * panels_per_task;
     const i64 p_end = std::min(n_panels, p_begin + panels_per_task);
     const i64 j_begin = p_begin * NR, j_end = std::min(N, p_end * NR);
-    float* ap = a_buf.get(mc * std::min(K, kKC));
+    float* ap = a_all ? nullptr : a_buf.get(mc * std::min(K, kKC));
     float* bp = b_buf.get((p_end - p_begin) * NR * std::min(K, kKC));
     offs.resize(j_end - j_begin);
     c.col_offsets(j_begin, j_end - j_begin, offs.data());
@@ -235,36 +271,41 @@ void gemm(i64 M, i64 N, i64 K, const PackA& a, const PackB& b, const GridC& c,
         const i64 j0 = pn * NR;
         b.pack(pc, kc, j0, std::min<i64>(NR, N - j0), NR, bp + (pn - p_begin) * kc * NR);
       }
-      for (i64 i0 = i_begin; i0 < i_end; i0 += MR)
-        a.pack(i0, std::min<i64>(MR, i_end - i0), pc, kc, MR, ap + (i0 - i_begin) * kc);
+      for (i64 ic = i_begin; ic < i_end; ic += mc) {
+        const i64 ic_end = std::min(i_end, ic + mc);
+        const float* aslab = a_all ? a_all + pc * m_pad + ic * kc : ap;
+        if (!a_all)
+          for (i64 i0 = ic; i0 < ic_end; i0 += MR)
+            a.pack(i0, std::min<i64>(MR, ic_end - i0), pc, kc, MR, ap + (i0 - ic) * kc);
 
-      for (i64 pn = p_begin; pn < p_end; ++pn) {
-        const i64 j0 = pn * NR, cols = std::min<i64>(NR, N - j0);
-        const i64* off = offs.data() + (j0 - j_begin);
-        const int half = NR / 2;
-        bool contiguous = cols == NR;  // within each half
-        for (i64 jj = 1; contiguous && jj < NR; ++jj)
-          contiguous = jj == half || off[jj] == off[jj - 1] + 1;
-        const float* bpanel = bp + (pn - p_begin) * kc * NR;
-        for (i64 i0 = i_begin; i0 < i_end; i0 += MR) {
-          const i64 rows = std::min<i64>(MR, i_end - i0);
-          const float* apanel = ap + (i0 - i_begin) * kc;
-          const float* init = nullptr;
-          if (first && row_init) {
-            for (i64 ii = 0; ii < MR; ++ii) init_tile[ii] = ii < rows ? row_init[i0 + ii] : 0.0f;
-            init = init_tile;
-          }
-          float* crow = c.c + i0 * c.row_stride;
-          if (contiguous && rows == MR) {
-            uk.fn(kc, apanel, bpanel, crow + off[0], crow + off[half], c.row_stride, init, !first);
-            continue;
-          }
-          uk.fn(kc, apanel, bpanel, tile, tile + half, NR, init, false);
-          for (i64 ii = 0; ii < rows; ++ii)
-            for (i64 jj = 0; jj < cols; ++jj) {
-              float& dst = crow[ii * c.row_stride + off[jj]];
-              dst = first ? tile[ii * NR + jj] : dst + tile[ii * NR + jj];
+        for (i64 pn = p_begin; pn < p_end; ++pn) {
+          const i64 j0 = pn * NR, cols = std::min<i64>(NR, N - j0);
+          const i64* off = offs.data() + (j0 - j_begin);
+          const int half = NR / 2;
+          bool contiguous = cols == NR;  // within each half
+          for (i64 jj = 1; contiguous && jj < NR; ++jj)
+            contiguous = jj == half || off[jj] == off[jj - 1] + 1;
+          const float* bpanel = bp + (pn - p_begin) * kc * NR;
+          for (i64 i0 = ic; i0 < ic_end; i0 += MR) {
+            const i64 rows = std::min<i64>(MR, ic_end - i0);
+            const float* apanel = aslab + (i0 - ic) * kc;
+            const float* init = nullptr;
+            if (first && row_init) {
+              for (i64 ii = 0; ii < MR; ++ii) init_tile[ii] = ii < rows ? row_init[i0 + ii] : 0.0f;
+              init = init_tile;
             }
+            float* crow = c.c + i0 * c.row_stride;
+            if (contiguous && rows == MR) {
+              uk.fn(kc, apanel, bpanel, crow + off[0], crow + off[half], c.row_stride, init, !first);
+              continue;
+            }
+            uk.fn(kc, apanel, bpanel, tile, tile + half, NR, init, false);
+            for (i64 ii = 0; ii < rows; ++ii)
+              for (i64 jj = 0; jj < cols; ++jj) {
+                float& dst = crow[ii * c.row_stride + off[jj]];
+                dst = first ? tile[ii * NR + jj] : dst + tile[ii * NR + jj];
+              }
+          }
         }
       }
     }
@@ -280,24 +321,29 @@ void gemm(i64 M, i64 N, i64 K, const PackA& a, const PackB& b, const GridC& c,
 
 // ---------------------------------------------------------------- matmul
 
-static void matmul(const Array& a, const Array& b, Array& out, i64 batch, i64 m, i64 n, i64 p) {
+// Validates the sizes of a batch of (m x n) * (n x p) products.
+static void check_matmul(const Array& a, const Array& b, const Array& out, i64 batch, i64 m, i64 n,
+                         i64 p) {
   require_at_least("batch", batch, 0);
   require_at_least("m", m, 0);
   require_at_least("n", n, 0);
   require_at_least("p", p, 0);
-  const i64 a_size = product({batch, m, n}, "matmul"), b_size = product({batch, n, p}, "matmul");
-  const i64 out_size = product({batch, m, p}, "matmul");
-  check_size("a", a, a_size);
-  check_size("b", b, b_size);
-  check_size("out", out, out_size);
-  if (out_size == 0) return;
+  check_size("a", a, product({batch, m, n}, "matmul"));
+  check_size("b", b, product({batch, n, p}, "matmul"));
+  check_size("out", out, product({batch, m, p}, "matmul"));
+}
+
+static void matmul(const Array& a, const Array& b, Array& out, i64 batch, i64 m, i64 n, i64 p) {
+  check_matmul(a, b, out, batch, m, n, p);
+  if (batch * m * p == 0) return;
   std::vector<float> keep_a, keep_b;
   const float* pa = distinct_input(a, out, keep_a);
   const float* pb = distinct_input(b, out, keep_b);
 
   auto one = [&](i64 k, bool parallel) {
-    gemm(m, p, n, SegmentedA(pa + k * m * n, n, std::max<i64>(n, 1), 0), RowMajorB(pb + k * n * p, p),
-         row_major_c(out.ptr + k * m * p, p), nullptr, parallel);
+    gemm(m, p, n, SegmentedA(pa + k * m * n, n, std::max<i64>(n, 1), 0),
+         SegmentedB(pb + k * n * p, p, std::max<i64>(p, 1), 0), row_major_c(out.ptr + k * m * p, p),
+         nullptr, parallel);
   };
   // Many small products: one per thread; few large ones: threads inside each.
   const int threads = omp_get_max_threads();
@@ -311,9 +357,25 @@ static void matmul(const Array& a, const Array& b, Array& out, i64 batch, i64 m,
   }
 }
 
-void register_matmul(py::module_& m) {
-  m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("batch"),
-        py::arg("m"), py::arg("n"), py::arg("p"), py::call_guard<py::gil_scoped_release>());
+// The definition, for the tests: each element one dot product, in order.
+static void reference_matmul(const Array& a, const Array& b, Array& out, i64 batch, i64 m, i64 n, i64 p) {
+  check_matmul(a, b, out, batch, m, n, p);
+  std::vector<float> c(batch * m * p);
+  for (i64 k = 0; k < batch; ++k)
+    for (i64 i = 0; i < m; ++i)
+      for (i64 j = 0; j < p; ++j) {
+        float sum = 0.0f;
+        for (i64 t = 0; t < n; ++t) sum += a.ptr[(k * m + i) * n + t] * b.ptr[(k * n + t) * p + j];
+        c[(k * m + i) * p + j] = sum;
+      }
+  std::copy(c.begin(), c.end(), out.ptr);
+}
+
+void register_matmul(py::module_& m, py::module_& reference) {
+  for (py::module_* mod : {&m, &reference})
+    mod->def("matmul", mod == &m ? &matmul : &reference_matmul, py::arg("a"), py::arg("b"),
+             py::arg("out"), py::arg("batch"), py::arg("m"), py::arg("n"), py::arg("p"),
+             py::call_guard<py::gil_scoped_release>());
 }
 
 }  // namespace needle

@@ -34,12 +34,15 @@ struct SegmentedA final : PackA {
   i64 row_stride, seg, seg_stride;
 };
 
-// B(k, j) = p[k * row_stride + j].
-struct RowMajorB final : PackB {
-  RowMajorB(const float* p, i64 row_stride) : p(p), row_stride(row_stride) {}
+// B(k, j) = p[(j / seg) * seg_stride + k * row_stride + j % seg]: a row-major
+// matrix (seg = N), or several images' planes side by side along N (conv
+// backward-input reads dy (n, o, P) as o x (n * P) this way).
+struct SegmentedB final : PackB {
+  SegmentedB(const float* p, i64 row_stride, i64 seg, i64 seg_stride)
+      : p(p), row_stride(row_stride), seg(seg), seg_stride(seg_stride) {}
   void pack(i64 k0, i64 kc, i64 j0, i64 cols, int nr, float* dst) const override;
   const float* p;
-  i64 row_stride;
+  i64 row_stride, seg, seg_stride;
 };
 
 // Where C lives: column j is a point (img, y, x) of an images x height x width
