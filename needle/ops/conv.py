@@ -1,8 +1,10 @@
 """2-D convolution (NCHW activations, OIHW weights) on the device's conv2d kernels.
 
-The backward-input kernels work per output phase (y mod stride, x mod
-stride), so they are exact for every input size and stride (the course's
-dilate-based recipe loses a row when (H + 2P - K) mod stride != stride - 1).
+The backward-input kernels map every (output pixel, tap) pair back to its
+input pixel directly (per output phase on CUDA, col2im or a flipped-kernel
+GEMM on the CPU), so they are exact for every input size and stride (the
+course's dilate-based recipe loses a row when (H + 2P - K) mod stride !=
+stride - 1).
 Backward runs only the kernels whose gradient some input needs: the first
 layer's image and a frozen feature net's weights need none, and each of
 those kernels costs as much as the forward.

@@ -1,9 +1,10 @@
 // Blocked SGEMM (matmul.h) and the contract's batched matmul.
 //
-// Structure (BLIS-like): the N columns are cut into tasks of whole NR-wide
-// panels (and M into row ranges only when N alone cannot feed every thread);
-// each task walks K in KC-deep blocks, packs its B block once, then for each
-// MC-row A slab packs the slab and runs the MR x NR register-blocked
+// Structure (BLIS-like): the work is cut into tasks of whole NR-wide column
+// panels, and of row ranges where M is the larger side or N alone cannot
+// feed every thread; each task walks K in KC-deep blocks, packs its B block
+// once, then for each MC-row A slab packs the slab (or takes it from an A
+// packed once for all tasks) and runs the MR x NR register-blocked
 // micro-kernel with a B micro-panel held in L1 and the A slab in L2.  The
 // micro-kernel is chosen at run time (simd.h).
 #include <immintrin.h>
@@ -82,25 +83,26 @@ struct MicroKernel {
 };
 
 constexpr int kMaxMR = 8, kMaxNR = 32;
-constexpr int kAvx512MR = 8;  // 2 x 8 accumulators + 2 B registers of the 32 zmm
 
-template <int MR>
 __attribute__((target("avx512f"))) static void kernel_avx512(i64 kc, const float* a, const float* b,
                                                              float* c0, float* c1, i64 ldc,
                                                              const float* init, bool acc) {
+  // 16 accumulators and 2 B registers of the 32: a 12-row tile (24
+  // accumulators) ran 10% faster alone but no faster inside the GEMM.
+  constexpr int MR = 8;
   __m512 lo[MR], hi[MR];
   // The C tile is read (acc) or written after the loop; its rows lie a
   // whole row of C apart, usually out of cache: start fetching them now.
-#pragma GCC unroll 16
+#pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c0 + i * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c1 + i * ldc), _MM_HINT_T0);
   }
-#pragma GCC unroll 16
+#pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) lo[i] = hi[i] = init ? _mm512_set1_ps(init[i]) : _mm512_setzero_ps();
   for (i64 k = 0; k < kc; ++k) {
     const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-#pragma GCC unroll 16
+#pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const __m512 ai = _mm512_set1_ps(a[i]);
       lo[i] = _mm512_fmadd_ps(ai, b0, lo[i]);
@@ -109,7 +111,7 @@ __attribute__((target("avx512f"))) static void kernel_avx512(i64 kc, const float
     a += MR;
     b += 32;
   }
-#pragma GCC unroll 16
+#pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
     float *left = c0 + i * ldc, *right = c1 + i * ldc;
     if (acc) {
@@ -175,7 +177,7 @@ static void kernel_generic(i64 kc, const float* a, const float* b, float* c0, fl
 }
 
 static const MicroKernel& micro_kernel() {
-  static const MicroKernel avx512{kAvx512MR, 32, kernel_avx512<kAvx512MR>}, avx2{6, 16, kernel_avx2},
+  static const MicroKernel avx512{8, 32, kernel_avx512}, avx2{6, 16, kernel_avx2},
       generic{4, 16, kernel_generic};
   switch (active_isa()) {
     case Isa::avx512: return avx512;
@@ -188,7 +190,7 @@ static const MicroKernel& micro_kernel() {
 
 constexpr i64 kKC = 256;         // depth of a packed block: a B micro-panel fills ~L1
 constexpr i64 kMC = 256;         // rows of an A slab: kMC x kKC floats stay in L2
-constexpr i64 kNC = 512;         // columns per task (before balancing across threads)
+constexpr i64 kNC = 1024;        // columns per task (before balancing across threads)
 constexpr i64 kMinParallelFlops = 1 << 21;
 constexpr i64 kMaxSharedA = i64(1) << 22;  // floats of A packed once for every column task
 
