@@ -74,6 +74,17 @@ static ConvGeom conv_geom(i64 n, i64 c, i64 h, i64 w, i64 o, i64 kh, i64 kw, i64
   return g;
 }
 
+// dst (cols x rows blocks) = src (rows x cols blocks) transposed, each block
+// `block` contiguous floats.  Tiles of 16 source rows keep both sides
+// within a few pages: a row of W is c*kh*kw floats, kilobytes long.
+static void transpose_blocks(const float* src, i64 rows, i64 cols, i64 block, float* dst) {
+  constexpr i64 kTile = 16;
+  for (i64 r0 = 0; r0 < rows; r0 += kTile)
+    for (i64 j = 0; j < cols; ++j)
+      for (i64 r = r0; r < std::min(rows, r0 + kTile); ++r)
+        std::copy_n(src + (r * cols + j) * block, block, dst + (j * rows + r) * block);
+}
+
 // The three directions' arrays: which is which, for the checks below.
 enum class Direction { forward, backward_input, backward_weight };
 
@@ -123,7 +134,8 @@ struct Windows {
   };
   Columns columns(i64 tx) const {
     const i64 xbase = off_x + tx * tap;
-    return {xbase, -floor_div(xbase, step), floor_div(W - 1 - xbase, step) + 1};
+    const Span span = inside(xbase, step, W, gw);
+    return {xbase, span.lo, span.hi};
   }
 
   // Grid row (img, gy), columns gx0 .. gx0 + len, tap (ch, ty) and the tap column of `cols`:
@@ -514,14 +526,8 @@ static void conv2d_backward_weight(const Array& x, const Array& dy, Array& dw, i
 // tap ky from dy row y + pad - ky (a window read with tap step -1).
 static void backward_input_gemm(const float* pd, const float* pw, float* px, const ConvGeom& g) {
   const i64 taps = g.kh * g.kw, K = g.o * taps;
-  // A transpose: blocks of output channels keep both sides within a few
-  // pages (one W row per oc is c*kh*kw floats, kilobytes apart).
   std::vector<float> wt(std::max<i64>(g.c * K, 1));
-  constexpr i64 kBlock = 16;
-  for (i64 ob = 0; ob < g.o; ob += kBlock)
-    for (i64 ci = 0; ci < g.c; ++ci)
-      for (i64 oc = ob; oc < std::min(g.o, ob + kBlock); ++oc)
-        std::copy_n(pw + (oc * g.c + ci) * taps, taps, wt.data() + ci * K + oc * taps);
+  transpose_blocks(pw, g.o, g.c, taps, wt.data());
   const Windows win{pd, g.o, g.ho, g.wo, g.h, g.w, g.kh, g.kw, 1, g.pad, g.pad, -1};
   const GridC dst{px, g.h * g.w, g.c * g.h * g.w, g.h, g.w, 0, g.w, 1};
   gemm(g.c, g.n * g.h * g.w, K, SegmentedA(wt.data(), K, std::max<i64>(K, 1), 0), WindowsB(win), dst,
@@ -561,8 +567,7 @@ static void col2im(const float* cols, float* px, i64 imgs, const ConvGeom& g) {
 static void backward_input_col2im(const float* pd, const float* pw, float* px, const ConvGeom& g) {
   const i64 taps = g.c * g.kh * g.kw, P = g.ho * g.wo;
   std::vector<float> wt(taps * g.o);  // W^T, taps x o
-  for (i64 oc = 0; oc < g.o; ++oc)
-    for (i64 i = 0; i < taps; ++i) wt[i * g.o + oc] = pw[oc * taps + i];
+  transpose_blocks(pw, g.o, taps, 1, wt.data());
   constexpr i64 kChunkFloats = i64(1) << 21;  // 8 MiB of columns per chunk
   const i64 chunk = std::clamp<i64>(kChunkFloats / std::max<i64>(taps * P, 1), 1, g.n);
   thread_local Scratch cols_buf;
