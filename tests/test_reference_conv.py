@@ -1,7 +1,7 @@
 """The C++ convolution and SGEMM fast paths against the module's plain C++ reference.
 
-Each fast path (implicit GEMM, phase-split or col2im backward-input, the
-direct kernels for thin convolutions) is chosen by shape, so the random
+Each fast path (implicit GEMM, pixel-major GEMM, col2im backward-input,
+the direct kernels for thin convolutions) is chosen by shape, so the random
 shapes span both sides of every switch: channel counts below and above the
 thin-convolution threshold, odd sizes, strides 1 and 2 (and 3), paddings
 0..2, kernel sizes 1..5, once per micro-kernel ISA the CPU has.
@@ -19,11 +19,11 @@ try:
 except ImportError as err:  # pragma: no cover - depends on the build
     pytest.skip(f"ndarray_backend_cpu is not built ({err}); run `make build`", allow_module_level=True)
 
-def random_conv(rng):
+def random_conv(rng, batch=(1, 4), channels=(1, 2, 3, 7, 8, 9, 17)):
     """(n, c, h, w, o, k, stride, padding) with the kernel fitting the padded input."""
     while True:
-        n = int(rng.integers(1, 4))
-        c, o = (int(rng.choice([1, 2, 3, 7, 8, 9, 17])) for _ in range(2))
+        n = int(rng.integers(*batch))
+        c, o = (int(rng.choice(channels)) for _ in range(2))
         k = int(rng.choice([1, 2, 3, 5]))
         stride, padding = int(rng.choice([1, 1, 2, 3])), int(rng.integers(0, 3))
         h, w = (int(v) for v in rng.integers(1, 20, 2))
@@ -39,10 +39,8 @@ def run_conv(mod, direction, arrays, sizes, out_size):
     return get(cpu, out)
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_conv_fast_paths_match_reference(isa, seed):
+def check_against_reference(isa, n, c, h, w, o, k, s, p, seed):
     rng = np.random.default_rng(seed)
-    n, c, h, w, o, k, s, p = random_conv(rng)
     ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
     x = rng.standard_normal((n, c, h, w), dtype=np.float32)
     wt = rng.standard_normal((o, c, k, k), dtype=np.float32)
@@ -59,6 +57,21 @@ def test_conv_fast_paths_match_reference(isa, seed):
         scale = np.sqrt(max(c * k * k, n * ho * wo))
         np.testing.assert_allclose(fast, slow, rtol=0, atol=2e-5 * scale,
                                    err_msg=f"{direction} sizes={sizes} isa={isa}")
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_conv_fast_paths_match_reference(isa, seed):
+    check_against_reference(isa, *random_conv(np.random.default_rng(seed)), seed)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_pixel_major_gemm_matches_reference(isa, seed):
+    """Batches of 16 and more on small planes take the pixel-major GEMM, with
+    its padding-tap skipping (strides up to 3, where some input pixels get
+    no tap at all) and runs of images that do not fill a panel."""
+    n, c, h, w, o, k, s, p = random_conv(np.random.default_rng(1000 + seed), batch=(16, 41),
+                                         channels=(8, 9, 17))
+    check_against_reference(isa, n, c, h, w, o, k, s, p, seed)
 
 
 def test_thin_convolutions_at_network_sizes():

@@ -74,15 +74,9 @@ static ConvGeom conv_geom(i64 n, i64 c, i64 h, i64 w, i64 o, i64 kh, i64 kw, i64
   return g;
 }
 
-// dst (cols x rows blocks) = src (rows x cols blocks) transposed, each block
-// `block` contiguous floats.  Tiles of 16 source rows keep both sides
-// within a few pages: a row of W is c*kh*kw floats, kilobytes long.
+// A contiguous (rows x cols blocks) matrix transposed.
 static void transpose_blocks(const float* src, i64 rows, i64 cols, i64 block, float* dst) {
-  constexpr i64 kTile = 16;
-  for (i64 r0 = 0; r0 < rows; r0 += kTile)
-    for (i64 j = 0; j < cols; ++j)
-      for (i64 r = r0; r < std::min(rows, r0 + kTile); ++r)
-        std::copy_n(src + (r * cols + j) * block, block, dst + (j * rows + r) * block);
+  transpose_blocks(src, rows, cols, block, cols * block, dst, rows * block);
 }
 
 // The three directions' arrays: which is which, for the checks below.
@@ -418,6 +412,136 @@ static void direct_backward_weight(const float* px, const float* pd, float* dw, 
   }
 }
 
+// ---------------------------------------------------------------- pixel-major implicit GEMM
+// With the images innermost, activations laid out (pixel, channel, image),
+// every B row of a panel (32 images at one grid pixel) is one contiguous run,
+// whatever the stride, and whether a tap reads padding depends only on the
+// (tap, pixel) pair.  K is ordered (tap, channel), so a block of K within one
+// tap is zero for the whole panel where that tap reads padding, and the GEMM
+// skips it: at 4x4 a 3x3 kernel reads padding in 31% of the products, and a
+// stride-2 backward_input (each input pixel takes about a quarter of the
+// taps) in 75%.  The price is two layout passes, in and out.
+
+// The source pixel of every (tap, grid pixel), or -1 where the tap reads
+// padding.  source(grid coordinate, tap coordinate, source size) does one
+// axis: the source coordinate, or -1 outside.
+template <class Source>
+static std::vector<i64> source_pixels(const ConvGeom& g, i64 gh, i64 gw, i64 sh, i64 sw, Source source) {
+  std::vector<i64> table(g.kh * g.kw * gh * gw);
+  for (i64 ky = 0; ky < g.kh; ++ky)
+    for (i64 kx = 0; kx < g.kw; ++kx)
+      for (i64 gy = 0; gy < gh; ++gy)
+        for (i64 gx = 0; gx < gw; ++gx) {
+          const i64 sy = source(gy, ky, sh), sx = source(gx, kx, sw);
+          table[((ky * g.kw + kx) * gh + gy) * gw + gx] = sy < 0 || sx < 0 ? -1 : sy * sw + sx;
+        }
+  return table;
+}
+
+// B((t, ch), (p, img)) = src[(table[t * P + p] * seg + ch) * n + img], zero
+// where the table says -1: src is (pixels, seg channels, n images).
+struct TapPixelsB final : PackB {
+  TapPixelsB(const float* src, i64 seg, i64 n, i64 P, std::vector<i64> table)
+      : src(src), seg(seg), n(n), P(P), table(std::move(table)) {}
+  i64 k_segment() const override { return seg; }
+  bool zero(i64 k0, i64 kc, i64 j0, i64 cols) const override {
+    for (i64 t = k0 / seg; t <= (k0 + kc - 1) / seg; ++t)
+      for (i64 p = j0 / n; p <= (j0 + cols - 1) / n; ++p)
+        if (table[t * P + p] >= 0) return false;
+    return true;
+  }
+  void pack(i64 k0, i64 kc, i64 j0, i64 cols, int nr, float* dst) const override {
+    for (i64 j = j0; j < j0 + cols;) {  // runs of one grid pixel
+      const i64 p = j / n, img = j % n, len = std::min(n - img, j0 + cols - j);
+      pack_run(table.data() + p, P, src + img, seg, n, k0, kc, len, dst + (j - j0), nr);
+      j += len;
+    }
+    for (i64 kk = 0; kk < kc; ++kk) std::fill(dst + kk * nr + cols, dst + kk * nr + nr, 0.0f);
+  }
+  // d[kk * nr + i] for i < len: the run of images at one grid pixel, for the
+  // (tap, channel) rows k0 .. k0 + kc.  A whole panel (len == 32) is a
+  // fixed-size copy that each ISA clone does in a few vector moves.
+  NEEDLE_CLONES static void pack_run(const i64* pixel, i64 P, const float* src, i64 seg, i64 n, i64 k0,
+                                     i64 kc, i64 len, float* d, i64 nr) {
+    i64 t = k0 / seg, ch = k0 % seg;
+    for (i64 kk = 0; kk < kc; ++kk, d += nr) {
+      const i64 at = pixel[t * P];
+      if (at < 0) {
+        std::fill(d, d + len, 0.0f);
+      } else {
+        const float* s = src + (at * seg + ch) * n;
+        if (len == 32) {
+          for (int i = 0; i < 32; ++i) d[i] = s[i];
+        } else {
+          for (i64 i = 0; i < len; ++i) d[i] = s[i];
+        }
+      }
+      if (++ch == seg) {
+        ch = 0;
+        ++t;
+      }
+    }
+  }
+  const float* src;
+  i64 seg, n, P;
+  std::vector<i64> table;
+};
+
+// (n, ch, P) -> (P, ch, n), and back.
+static void to_images_inner(const float* src, i64 n, i64 ch, i64 P, float* dst) {
+#pragma omp parallel for schedule(static) if (n * ch * P >= kParallelGrain)
+  for (i64 c = 0; c < ch; ++c) transpose_blocks(src + c * P, n, P, 1, ch * P, dst + c * n, ch * n);
+}
+static void from_images_inner(const float* src, i64 n, i64 ch, i64 P, float* dst) {
+#pragma omp parallel for schedule(static) if (n * ch * P >= kParallelGrain)
+  for (i64 c = 0; c < ch; ++c) transpose_blocks(src + c * P * n, P, n, 1, n, dst + c * P, ch * P);
+}
+
+// out (n, rows, grid) = A (rows x taps*seg) * B, with B's source src (n,
+// seg, src pixels) taken pixel-major through `table` (taps x grid pixels).
+static void pixel_major_gemm(const float* src, i64 src_pixels, i64 seg, const float* a, i64 rows,
+                             std::vector<i64> table, i64 taps, i64 grid, const float* bias, i64 n,
+                             float* out) {
+  Array srct(n * seg * src_pixels), outt(rows * grid * n);
+  to_images_inner(src, n, seg, src_pixels, srct.ptr);
+  gemm(rows, grid * n, taps * seg, SegmentedA(a, taps * seg, taps * seg, 0),
+       TapPixelsB(srct.ptr, seg, n, grid, std::move(table)), row_major_c(outt.ptr, grid * n), bias, true);
+  from_images_inner(outt.ptr, n, rows, grid, out);
+}
+
+// Measured (benchmarks/NOTES.md): ahead where a panel is whole images at
+// one pixel and both planes are small (16x16 and below), behind at 32x32,
+// where the layout passes cost more than the gathers they save.
+static bool pixel_major_fits(const ConvGeom& g) { return g.n >= 16 && std::max(g.h * g.w, g.ho * g.wo) <= 256; }
+
+// Forward: grid = output pixels, source = x; A = W with K ordered (tap, channel).
+static void forward_pixel_major(const float* px, const float* pw, const float* pb, float* out,
+                                const ConvGeom& g) {
+  const i64 taps = g.kh * g.kw, K = taps * g.c;
+  Array wt(g.o * K);
+  for (i64 oc = 0; oc < g.o; ++oc) transpose_blocks(pw + oc * K, g.c, taps, 1, wt.ptr + oc * K);
+  auto table = source_pixels(g, g.ho, g.wo, g.h, g.w, [&](i64 at, i64 k, i64 size) -> i64 {
+    const i64 i = at * g.stride - g.pad + k;
+    return i >= 0 && i < size ? i : -1;
+  });
+  pixel_major_gemm(px, g.h * g.w, g.c, wt.ptr, g.o, std::move(table), taps, g.ho * g.wo, pb, g.n, out);
+}
+
+// backward_input: grid = input pixels, source = dy (input pixel i takes tap
+// k from output pixel (i + pad - k) / stride, where that divides); A = W^T
+// with K ordered (tap, output channel).
+static void backward_input_pixel_major(const float* pd, const float* pw, float* px, const ConvGeom& g) {
+  const i64 taps = g.kh * g.kw;
+  Array wt(g.c * taps * g.o);
+  transpose_blocks(pw, g.o, g.c * taps, 1, wt.ptr);
+  auto table = source_pixels(g, g.h, g.w, g.ho, g.wo, [&](i64 at, i64 k, i64 size) -> i64 {
+    const i64 i = at + g.pad - k;
+    return i >= 0 && i % g.stride == 0 && i / g.stride < size ? i / g.stride : -1;
+  });
+  pixel_major_gemm(pd, g.ho * g.wo, g.o, wt.ptr, g.c, std::move(table), taps, g.h * g.w, nullptr, g.n,
+                   px);
+}
+
 static void conv2d_forward(const Array& x, const Array& w, const Array* bias, Array& out, i64 n, i64 c,
                            i64 h, i64 w_, i64 o, i64 kh, i64 kw, i64 stride, i64 padding) {
   const ConvGeom g =
@@ -428,6 +552,7 @@ static void conv2d_forward(const Array& x, const Array& w, const Array* bias, Ar
   const float* pb = bias ? distinct_input(*bias, out, kb) : nullptr;
 
   if (o < kFewChannels) return direct_forward(px, pw, pb, out.ptr, g);
+  if (pixel_major_fits(g)) return forward_pixel_major(px, pw, pb, out.ptr, g);
   const i64 taps = c * kh * kw, P = g.ho * g.wo;
   const Windows win{px, c, h, w_, g.ho, g.wo, kh, kw, stride, -padding, -padding, 1};
   const GridC dst{out.ptr, P, o * P, g.ho, g.wo, 0, g.wo, 1};
@@ -526,11 +651,11 @@ static void conv2d_backward_weight(const Array& x, const Array& dy, Array& dw, i
 // tap ky from dy row y + pad - ky (a window read with tap step -1).
 static void backward_input_gemm(const float* pd, const float* pw, float* px, const ConvGeom& g) {
   const i64 taps = g.kh * g.kw, K = g.o * taps;
-  std::vector<float> wt(std::max<i64>(g.c * K, 1));
-  transpose_blocks(pw, g.o, g.c, taps, wt.data());
+  Array wt(g.c * K);
+  transpose_blocks(pw, g.o, g.c, taps, wt.ptr);
   const Windows win{pd, g.o, g.ho, g.wo, g.h, g.w, g.kh, g.kw, 1, g.pad, g.pad, -1};
   const GridC dst{px, g.h * g.w, g.c * g.h * g.w, g.h, g.w, 0, g.w, 1};
-  gemm(g.c, g.n * g.h * g.w, K, SegmentedA(wt.data(), K, std::max<i64>(K, 1), 0), WindowsB(win), dst,
+  gemm(g.c, g.n * g.h * g.w, K, SegmentedA(wt.ptr, K, std::max<i64>(K, 1), 0), WindowsB(win), dst,
        nullptr, true);
 }
 
@@ -566,15 +691,15 @@ static void col2im(const float* cols, float* px, i64 imgs, const ConvGeom& g) {
 // (c*kh*kw rows) with a contiguous output, whatever the stride.
 static void backward_input_col2im(const float* pd, const float* pw, float* px, const ConvGeom& g) {
   const i64 taps = g.c * g.kh * g.kw, P = g.ho * g.wo;
-  std::vector<float> wt(taps * g.o);  // W^T, taps x o
-  transpose_blocks(pw, g.o, taps, 1, wt.data());
+  Array wt(taps * g.o);  // W^T, taps x o
+  transpose_blocks(pw, g.o, taps, 1, wt.ptr);
   constexpr i64 kChunkFloats = i64(1) << 21;  // 8 MiB of columns per chunk
   const i64 chunk = std::clamp<i64>(kChunkFloats / std::max<i64>(taps * P, 1), 1, g.n);
   thread_local Scratch cols_buf;
   float* cols = cols_buf.get(taps * chunk * P);
   for (i64 img0 = 0; img0 < g.n; img0 += chunk) {
     const i64 imgs = std::min(chunk, g.n - img0);
-    gemm(taps, imgs * P, g.o, SegmentedA(wt.data(), g.o, std::max<i64>(g.o, 1), 0),
+    gemm(taps, imgs * P, g.o, SegmentedA(wt.ptr, g.o, std::max<i64>(g.o, 1), 0),
          SegmentedB(pd + img0 * g.o * P, P, P, g.o * P), row_major_c(cols, imgs * P), nullptr, true);
     col2im(cols, px + img0 * g.c * g.h * g.w, imgs, g);
   }
@@ -593,7 +718,9 @@ static void conv2d_backward_input(const Array& dy, const Array& w, Array& dx, i6
   // into stride^2 phases (one GEMM each) writes dx with gaps and gathers short
   // runs of dy; col2im's GEMM reads dy rows whole and was measured faster
   // for every strided layer of the network (benchmarks/NOTES.md).
-  if (c < kFewChannels || stride > 1)
+  if (c >= kFewChannels && pixel_major_fits(g))
+    backward_input_pixel_major(pd, pw, dx.ptr, g);
+  else if (c < kFewChannels || stride > 1)
     backward_input_col2im(pd, pw, dx.ptr, g);
   else
     backward_input_gemm(pd, pw, dx.ptr, g);

@@ -23,18 +23,70 @@ namespace py = pybind11;
 
 namespace needle {
 
+// ---------------------------------------------------------------- transposes
+
+// d[j * ds + i] = s[i * ss + j] for an 8 x 8 tile: unpack pairs, then quads,
+// then swap 128-bit halves.
+__attribute__((target("avx2"))) static void transpose8x8(const float* s, i64 ss, float* d, i64 ds) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(s + i * ss);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(d + i * ds, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(d + (i + 4) * ds, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+}
+
+void transpose_blocks(const float* src, i64 rows, i64 cols, i64 block, i64 src_stride, float* dst,
+                      i64 dst_stride) {
+  // 16 x 16 tiles (four 8 x 8 register tiles) read and write whole cache
+  // lines even where the rows are a power-of-two apart.
+  constexpr i64 kTile = 16, kReg = 8;
+  const bool vector = block == 1 && active_isa() != Isa::generic;
+  for (i64 r0 = 0; r0 < rows; r0 += kTile)
+    for (i64 j0 = 0; j0 < cols; j0 += kTile)
+      for (i64 r1 = r0; r1 < std::min(rows, r0 + kTile); r1 += kReg)
+        for (i64 j1 = j0; j1 < std::min(cols, j0 + kTile); j1 += kReg) {
+          const float* s = src + r1 * src_stride + j1 * block;
+          float* d = dst + j1 * dst_stride + r1 * block;
+          if (vector && r1 + kReg <= rows && j1 + kReg <= cols) {
+            transpose8x8(s, src_stride, d, dst_stride);
+            continue;
+          }
+          for (i64 j = 0; j < std::min(kReg, cols - j1); ++j)
+            for (i64 r = 0; r < std::min(kReg, rows - r1); ++r) {
+              if (block == 1)
+                d[j * dst_stride + r] = s[r * src_stride + j];
+              else
+                std::copy_n(s + r * src_stride + j * block, block, d + j * dst_stride + r * block);
+            }
+        }
+}
+
 // ---------------------------------------------------------------- operands
 
 void SegmentedA::pack(i64 i0, i64 rows, i64 k0, i64 kc, int mr, float* dst) const {
   for (i64 k = k0; k < k0 + kc;) {
     const i64 s = k / seg, r = k % seg, len = std::min(seg - r, k0 + kc - k);
     float* d = dst + (k - k0) * mr;
-    for (i64 ii = 0; ii < rows; ++ii) {
-      const float* src = p + s * seg_stride + (i0 + ii) * row_stride + r;
-      for (i64 t = 0; t < len; ++t) d[t * mr + ii] = src[t];
+    const float* src = p + s * seg_stride + i0 * row_stride + r;
+    if (rows == mr) {  // a whole micro-panel: an (mr x len) transpose
+      transpose_blocks(src, rows, len, 1, row_stride, d, mr);
+    } else {
+      for (i64 ii = 0; ii < rows; ++ii)
+        for (i64 t = 0; t < len; ++t) d[t * mr + ii] = src[ii * row_stride + t];
+      for (i64 t = 0; t < len; ++t)
+        for (i64 ii = rows; ii < mr; ++ii) d[t * mr + ii] = 0.0f;
     }
-    for (i64 t = 0; t < len; ++t)
-      for (i64 ii = rows; ii < mr; ++ii) d[t * mr + ii] = 0.0f;
     k += len;
   }
 }
@@ -235,6 +287,16 @@ void gemm(i64 M, i64 N, i64 K, const PackA& a, const PackB& b, const GridC& c,
   const i64 tasks = m_tasks * n_tasks;
   const i64 mc = std::min(ceil_div(task_rows, MR), kMC / MR) * MR;  // A slab: whole micro-panels
 
+  // K blocks of at most kKC, cut at every multiple of B's segment.
+  const i64 segment = b.k_segment();
+  std::vector<i64> k_starts;
+  for (i64 pc = 0; pc < K;) {
+    k_starts.push_back(pc);
+    pc += segment > 0 ? std::min(kKC, segment - pc % segment) : kKC;
+  }
+  k_starts.push_back(K);
+  const i64 blocks = static_cast<i64>(k_starts.size()) - 1;
+
   // When several column tasks share the same rows, a small A (weights) is
   // packed once for all of them (block pc, micro-panel i0 at pc * m_pad +
   // i0 * kc) instead of once per task: packing A costs as much as a few
@@ -243,10 +305,10 @@ void gemm(i64 M, i64 N, i64 K, const PackA& a, const PackB& b, const GridC& c,
   thread_local Scratch shared_a;
   float* a_all = n_tasks > 1 && m_pad * K <= kMaxSharedA ? shared_a.get(m_pad * K) : nullptr;
   if (a_all) {
-    const i64 blocks = ceil_div(K, kKC), panels = m_pad / MR;
+    const i64 panels = m_pad / MR;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (i64 t = 0; t < blocks * panels; ++t) {
-      const i64 pc = (t / panels) * kKC, i0 = (t % panels) * MR, kc = std::min(kKC, K - pc);
+      const i64 pc = k_starts[t / panels], kc = k_starts[t / panels + 1] - pc, i0 = (t % panels) * MR;
       a.pack(i0, std::min<i64>(MR, M - i0), pc, kc, MR, a_all + pc * m_pad + i0 * kc);
     }
   }
@@ -254,6 +316,7 @@ void gemm(i64 M, i64 N, i64 K, const PackA& a, const PackB& b, const GridC& c,
   auto run_task = [&](i64 task) {
     thread_local Scratch a_buf, b_buf;
     thread_local std::vector<i64> offs;
+    thread_local std::vector<char> live, written;
     alignas(64) float tile[kMaxMR * kMaxNR];
     alignas(64) float init_tile[kMaxMR];
 
@@ -265,51 +328,70 @@ void gemm(i64 M, i64 N, i64 K, const PackA& a, const PackB& b, const GridC& c,
     float* bp = b_buf.get((p_end - p_begin) * NR * std::min(K, kKC));
     offs.resize(j_end - j_begin);
     c.col_offsets(j_begin, j_end - j_begin, offs.data());
+    live.assign(p_end - p_begin, 0);
+    written.assign(p_end - p_begin, 0);
 
-    for (i64 pc = 0; pc < K; pc += kKC) {
-      const i64 kc = std::min(kKC, K - pc);
-      const bool first = pc == 0;
-      for (i64 pn = p_begin; pn < p_end; ++pn) {
-        const i64 j0 = pn * NR;
-        b.pack(pc, kc, j0, std::min<i64>(NR, N - j0), NR, bp + (pn - p_begin) * kc * NR);
+    // C(rows [ic, ic_end), panel pn) (+)= A slab * B panel over K block blk,
+    // where micro-panel i0 of the slab is at aslab + (i0 - ic) * kc.
+    auto multiply = [&](i64 pn, i64 blk, const float* aslab, i64 ic, i64 ic_end, const float* bpanel) {
+      const i64 kc = k_starts[blk + 1] - k_starts[blk];
+      const bool first = !written[pn - p_begin];
+      const i64 j0 = pn * NR, cols = std::min<i64>(NR, N - j0);
+      const i64* off = offs.data() + (j0 - j_begin);
+      const int half = NR / 2;
+      bool contiguous = cols == NR;  // within each half
+      for (i64 jj = 1; contiguous && jj < NR; ++jj) contiguous = jj == half || off[jj] == off[jj - 1] + 1;
+      for (i64 i0 = ic; i0 < ic_end; i0 += MR) {
+        const i64 rows = std::min<i64>(MR, ic_end - i0);
+        const float* apanel = aslab + (i0 - ic) * kc;
+        const float* init = nullptr;
+        if (first && row_init) {
+          for (i64 ii = 0; ii < MR; ++ii) init_tile[ii] = ii < rows ? row_init[i0 + ii] : 0.0f;
+          init = init_tile;
+        }
+        float* crow = c.c + i0 * c.row_stride;
+        if (contiguous && rows == MR) {
+          uk.fn(kc, apanel, bpanel, crow + off[0], crow + off[half], c.row_stride, init, !first);
+          continue;
+        }
+        uk.fn(kc, apanel, bpanel, tile, tile + half, NR, init, false);
+        for (i64 ii = 0; ii < rows; ++ii)
+          for (i64 jj = 0; jj < cols; ++jj) {
+            float& dst = crow[ii * c.row_stride + off[jj]];
+            dst = first ? tile[ii * NR + jj] : dst + tile[ii * NR + jj];
+          }
       }
+    };
+
+    for (i64 blk = 0; blk < blocks; ++blk) {
+      const i64 pc = k_starts[blk], kc = k_starts[blk + 1] - pc;
+      bool any = false;
+      for (i64 pn = p_begin; pn < p_end; ++pn) {
+        const i64 j0 = pn * NR, cols = std::min<i64>(NR, N - j0);
+        live[pn - p_begin] = !b.zero(pc, kc, j0, cols);
+        if (!live[pn - p_begin]) continue;
+        any = true;
+        b.pack(pc, kc, j0, cols, NR, bp + (pn - p_begin) * kc * NR);
+      }
+      if (!any) continue;
       for (i64 ic = i_begin; ic < i_end; ic += mc) {
         const i64 ic_end = std::min(i_end, ic + mc);
         const float* aslab = a_all ? a_all + pc * m_pad + ic * kc : ap;
         if (!a_all)
           for (i64 i0 = ic; i0 < ic_end; i0 += MR)
             a.pack(i0, std::min<i64>(MR, ic_end - i0), pc, kc, MR, ap + (i0 - ic) * kc);
-
-        for (i64 pn = p_begin; pn < p_end; ++pn) {
-          const i64 j0 = pn * NR, cols = std::min<i64>(NR, N - j0);
-          const i64* off = offs.data() + (j0 - j_begin);
-          const int half = NR / 2;
-          bool contiguous = cols == NR;  // within each half
-          for (i64 jj = 1; contiguous && jj < NR; ++jj)
-            contiguous = jj == half || off[jj] == off[jj - 1] + 1;
-          const float* bpanel = bp + (pn - p_begin) * kc * NR;
-          for (i64 i0 = ic; i0 < ic_end; i0 += MR) {
-            const i64 rows = std::min<i64>(MR, ic_end - i0);
-            const float* apanel = aslab + (i0 - ic) * kc;
-            const float* init = nullptr;
-            if (first && row_init) {
-              for (i64 ii = 0; ii < MR; ++ii) init_tile[ii] = ii < rows ? row_init[i0 + ii] : 0.0f;
-              init = init_tile;
-            }
-            float* crow = c.c + i0 * c.row_stride;
-            if (contiguous && rows == MR) {
-              uk.fn(kc, apanel, bpanel, crow + off[0], crow + off[half], c.row_stride, init, !first);
-              continue;
-            }
-            uk.fn(kc, apanel, bpanel, tile, tile + half, NR, init, false);
-            for (i64 ii = 0; ii < rows; ++ii)
-              for (i64 jj = 0; jj < cols; ++jj) {
-                float& dst = crow[ii * c.row_stride + off[jj]];
-                dst = first ? tile[ii * NR + jj] : dst + tile[ii * NR + jj];
-              }
-          }
-        }
+        for (i64 pn = p_begin; pn < p_end; ++pn)
+          if (live[pn - p_begin]) multiply(pn, blk, aslab, ic, ic_end, bp + (pn - p_begin) * kc * NR);
       }
+      for (i64 pn = p_begin; pn < p_end; ++pn) written[pn - p_begin] |= live[pn - p_begin];
+    }
+    // Columns whose every block was zero: C = row_init (or 0).
+    for (i64 pn = p_begin; pn < p_end; ++pn) {
+      if (written[pn - p_begin]) continue;
+      const i64 j0 = pn * NR, cols = std::min<i64>(NR, N - j0);
+      for (i64 i = i_begin; i < i_end; ++i)
+        for (i64 jj = 0; jj < cols; ++jj)
+          c.c[i * c.row_stride + offs[j0 - j_begin + jj]] = row_init ? row_init[i] : 0.0f;
     }
   };
 

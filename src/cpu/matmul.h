@@ -21,6 +21,12 @@ struct PackB {
   virtual ~PackB() = default;
   // dst[kk * nr + jj] = B(k0 + kk, j0 + jj) for jj < cols, kk < kc; zero for cols <= jj < nr.
   virtual void pack(i64 k0, i64 kc, i64 j0, i64 cols, int nr, float* dst) const = 0;
+  // A B that is zero on whole blocks (a convolution's taps that fall in the
+  // padding) says so here, and the GEMM skips those blocks' products.  K
+  // blocks never straddle a multiple of k_segment() (when nonzero), so that
+  // a block covers whole segments of K that are zero together.
+  virtual i64 k_segment() const { return 0; }
+  virtual bool zero(i64 /*k0*/, i64 /*kc*/, i64 /*j0*/, i64 /*cols*/) const { return false; }
 };
 
 // A(i, k) = p[(k / seg) * seg_stride + i * row_stride + k % seg]: a row-major
@@ -44,6 +50,13 @@ struct SegmentedB final : PackB {
   const float* p;
   i64 row_stride, seg, seg_stride;
 };
+
+// dst (cols x rows blocks) = src (rows x cols blocks) transposed, each block
+// `block` contiguous floats, where src row r starts at src + r * src_stride
+// and dst row j at dst + j * dst_stride.  Single floats (block 1) go through
+// 8 x 8 register tiles where the CPU has AVX2.
+void transpose_blocks(const float* src, i64 rows, i64 cols, i64 block, i64 src_stride, float* dst,
+                      i64 dst_stride);
 
 // Where C lives: column j is a point (img, y, x) of an images x height x width
 // grid, and C(i, j) = c[i * row_stride + img * img_stride + base + y * y_stride
