@@ -3,11 +3,15 @@
 // every choice below was measured against the others on the network's nine
 // layers (benchmarks/NOTES.md).
 //
-// Implicit GEMMs (matmul.h), whose B packer gathers image windows on the fly:
+// Implicit GEMMs (matmul.h), whose B packer copies image windows from a
+// zero-bordered, phase-split copy of the image:
 //   forward            out (o x n*P) = W (o x c*kh*kw) * windows(x) + bias
 //   backward_weight    dw (o x c*kh*kw) = dy (o x n*P) * windows(x)^T
 //   backward_input     stride 1: dx (c x n*H*W) = W_t (c x o*kh*kw) * windows(dy)
 // Other formulations where those fit badly:
+//   forward and        batches of 16 and up on planes of 16x16 and below: a
+//   backward_input     pixel-major GEMM (images innermost) that skips the
+//                      taps reading padding
 //   backward_input     stride > 1 or few input channels: cols = W^T dy (one
 //                      tall GEMM), then col2im adds the columns into dx
 //   backward_weight    stride 1 at 32x32 and up: one GEMM over a pixel-major
@@ -110,49 +114,80 @@ static ConvGeom checked_geom(Direction d, const Array& in0, const Array& in1, co
   return g;
 }
 
+// d[0, len) = s[0, len) for the short runs of packing (a few to a few dozen
+// floats), where a call to memmove costs more than the copy: fixed-size
+// pieces that the compiler turns into vector moves.
+static inline void copy_short(const float* s, i64 len, float* d) {
+  i64 t = 0;
+  for (; t + 8 <= len; t += 8) std::memcpy(d + t, s + t, 8 * sizeof(float));
+  for (; t < len; ++t) std::memcpy(d + t, s + t, sizeof(float));
+}
+
+// One axis of a window read: grid coordinate gi and tap k read source
+// coordinate gi * step + off + k * tap.  The source is copied with `lo`
+// zeros before it (and zeros after, to q * step), split into `step` phases
+// of q: then tap k reads phase phase[k], from position gi + shift[k] on.
+struct WindowAxis {
+  i64 lo, q;
+  std::vector<i64> phase, shift;
+};
+static WindowAxis window_axis(i64 size, i64 grid, i64 taps, i64 step, i64 off, i64 tap) {
+  const i64 first = off + std::min<i64>(0, (taps - 1) * tap);
+  const i64 last = (grid - 1) * step + off + std::max<i64>(0, (taps - 1) * tap);
+  WindowAxis a{std::max<i64>(0, -first), 0, {}, {}};
+  a.q = (std::max(a.lo + size, a.lo + last + 1) + step - 1) / step;
+  for (i64 k = 0; k < taps; ++k) {
+    const i64 at = off + a.lo + k * tap;  // >= 0
+    a.phase.push_back(at % step);
+    a.shift.push_back(at / step);
+  }
+  return a;
+}
+
 // Windows of a stack of images src (imgs, C, H, W) as a (C*th*tw) x (imgs*gh*gw)
 // matrix: row (ch, ty, tx), column (img, gy, gx) holds
 //   src[img, ch, gy*step + off_y + ty*tap, gx*step + off_x + tx*tap]   (0 outside).
 // Forward reads x with step = stride, off = -pad, tap = +1; backward_input
 // reads dy with step 1 and tap -1 (output pixel gy receives dy[gy + q - ty]).
+// They are read from a zero-bordered copy of src split into step x step
+// phase planes, where every window row is one contiguous run: packing is
+// then copies, with no bounds checks and no strided reads.
 struct Windows {
-  const float* src;
-  i64 C, H, W;       // source planes
-  i64 gh, gw;        // output grid per image
-  i64 th, tw;        // taps
-  i64 step, off_y, off_x, tap;
-
-  // For tap column tx: x = gx * step + xbase, inside the image for gx in [gx_lo, gx_hi).
-  struct Columns {
-    i64 xbase, gx_lo, gx_hi;
-  };
-  Columns columns(i64 tx) const {
-    const i64 xbase = off_x + tx * tap;
-    const Span span = inside(xbase, step, W, gw);
-    return {xbase, span.lo, span.hi};
-  }
-
-  // Grid row (img, gy), columns gx0 .. gx0 + len, tap (ch, ty) and the tap column of `cols`:
-  // d[t * dstride] for t < len (zero outside the image).
-  void gather(i64 img, i64 gy, i64 gx0, i64 len, i64 ch, i64 ty, const Columns& cols, float* d,
-              i64 dstride) const {
-    const i64 y = gy * step + off_y + ty * tap;
-    i64 t_lo = len, t_hi = len;
-    if (y >= 0 && y < H) {
-      t_lo = std::clamp(cols.gx_lo - gx0, i64(0), len);
-      t_hi = std::clamp(cols.gx_hi - gx0, t_lo, len);
-    }
-    for (i64 t = 0; t < t_lo; ++t) d[t * dstride] = 0.0f;
-    if (t_hi > t_lo) {
-      const float* s = src + ((img * C + ch) * H + y) * W + (gx0 + t_lo) * step + cols.xbase;
-      float* e = d + t_lo * dstride;
-      if (step == 1 && dstride == 1) {
-        std::copy(s, s + (t_hi - t_lo), e);
-      } else {
-        for (i64 t = 0; t < t_hi - t_lo; ++t) e[t * dstride] = s[t * step];
+  Windows(const float* src, i64 imgs, i64 C, i64 H, i64 W, i64 gh, i64 gw, i64 th, i64 tw, i64 step,
+          i64 off_y, i64 off_x, i64 tap)
+      : C(C), gh(gh), gw(gw), th(th), tw(tw), y(window_axis(H, gh, th, step, off_y, tap)),
+        x(window_axis(W, gw, tw, step, off_x, tap)), plane(y.q * x.q), block(step * step * plane),
+        planes(imgs * C * block) {
+    for (i64 ty = 0; ty < th; ++ty)
+      for (i64 tx = 0; tx < tw; ++tx)
+        tap_at.push_back((y.phase[ty] * step + x.phase[tx]) * plane + y.shift[ty] * x.q + x.shift[tx]);
+#pragma omp parallel for schedule(static) if (planes.size >= kParallelGrain)
+    for (i64 t = 0; t < imgs * C * step * step; ++t) {
+      const i64 py = (t / step) % step, px = t % step;
+      const Span cols = inside(px - x.lo, step, W, x.q);  // phase columns inside the source
+      const float* s = src + (t / (step * step)) * H * W + px - x.lo;
+      float* d = planes.ptr + t * plane;
+      for (i64 r = 0; r < y.q; ++r) {
+        const i64 sy = r * step + py - y.lo;
+        float* drow = d + r * x.q;
+        if (sy < 0 || sy >= H) {
+          std::fill(drow, drow + x.q, 0.0f);
+          continue;
+        }
+        std::fill(drow, drow + cols.lo, 0.0f);
+        const float* srow = s + sy * W;
+        if (step == 1)
+          copy_short(srow + cols.lo, cols.hi - cols.lo, drow + cols.lo);
+        else
+          for (i64 c = cols.lo; c < cols.hi; ++c) drow[c] = srow[c * step];
+        std::fill(drow + cols.hi, drow + x.q, 0.0f);
       }
     }
-    for (i64 t = t_hi; t < len; ++t) d[t * dstride] = 0.0f;
+  }
+
+  // The run of window row (ch, tap) at grid row (img, gy), from column gx0 on.
+  const float* run(i64 img, i64 gy, i64 gx0, i64 ch, i64 tap) const {
+    return planes.ptr + (img * C + ch) * block + tap_at[tap] + gy * x.q + gx0;
   }
 
   // Splits grid points [j0, j0 + count) into runs that share (img, gy).
@@ -161,77 +196,67 @@ struct Windows {
   };
   int runs(i64 j0, i64 count, std::vector<Run>& out) const {
     out.clear();
-    const i64 plane = gh * gw;
+    const i64 grid = gh * gw;
     for (i64 j = j0; j < j0 + count;) {
       const i64 gx = j % gw, len = std::min(gw - gx, j0 + count - j);
-      out.push_back(Run{j - j0, len, j / plane, (j % plane) / gw, gx});
+      out.push_back(Run{j - j0, len, j / grid, (j % grid) / gw, gx});
       j += len;
     }
     return static_cast<int>(out.size());
   }
+
+  i64 C, gh, gw, th, tw;
+  WindowAxis y, x;
+  i64 plane, block;  // floats per phase plane, per (img, ch)
+  std::vector<i64> tap_at;
+  Array planes;
 };
 
-// The column ranges of every tap column, computed once per GEMM: they cost
-// two divisions each, and a pack would otherwise redo them for every row.
-static std::vector<Windows::Columns> all_columns(const Windows& win) {
-  std::vector<Windows::Columns> out;
-  for (i64 tx = 0; tx < win.tw; ++tx) out.push_back(win.columns(tx));
-  return out;
-}
-
-// B = Windows: K runs over taps, N over grid points.
+// B = Windows: K runs over (channel, tap), N over grid points.
 struct WindowsB final : PackB {
-  explicit WindowsB(const Windows& win) : win(win), columns(all_columns(win)) {}
+  explicit WindowsB(const Windows& win) : win(win) {}
   void pack(i64 k0, i64 kc, i64 j0, i64 cols, int nr, float* dst) const override {
     const i64 taps = win.th * win.tw;
-    i64 ch = k0 / taps, ty = (k0 % taps) / win.tw, tx = k0 % win.tw;
     thread_local std::vector<Windows::Run> runs;
     const int nruns = win.runs(j0, cols, runs);
-    for (i64 kk = 0; kk < kc; ++kk) {
+    for (i64 kk = 0, ch = k0 / taps, tap = k0 % taps; kk < kc; ++kk) {
       float* d = dst + kk * nr;
       for (int r = 0; r < nruns; ++r) {
         const Windows::Run& run = runs[r];
-        win.gather(run.img, run.gy, run.gx0, run.len, ch, ty, columns[tx], d + run.at, 1);
+        copy_short(win.run(run.img, run.gy, run.gx0, ch, tap), run.len, d + run.at);
       }
       std::fill(d + cols, d + nr, 0.0f);
-      if (++tx == win.tw) {
-        tx = 0;
-        if (++ty == win.th) {
-          ty = 0;
-          ++ch;
-        }
+      if (++tap == taps) {
+        tap = 0;
+        ++ch;
       }
     }
   }
-  Windows win;
-  std::vector<Windows::Columns> columns;
+  const Windows& win;
 };
 
-// B = Windows^T: K runs over grid points, N over taps (backward_weight).
+// B = Windows^T: K runs over grid points, N over (channel, tap) (backward_weight).
 struct WindowsTB final : PackB {
-  explicit WindowsTB(const Windows& win) : win(win), columns(all_columns(win)) {}
+  explicit WindowsTB(const Windows& win) : win(win) {}
   void pack(i64 k0, i64 kc, i64 j0, i64 cols, int nr, float* dst) const override {
+    const i64 taps = win.th * win.tw;
     thread_local std::vector<Windows::Run> runs;
     const int nruns = win.runs(k0, kc, runs);
-    const i64 taps = win.th * win.tw;
-    i64 ch = j0 / taps, ty = (j0 % taps) / win.tw, tx = j0 % win.tw;
-    for (i64 jj = 0; jj < cols; ++jj) {
+    for (i64 jj = 0, ch = j0 / taps, tap = j0 % taps; jj < cols; ++jj) {
       for (int r = 0; r < nruns; ++r) {
         const Windows::Run& run = runs[r];
-        win.gather(run.img, run.gy, run.gx0, run.len, ch, ty, columns[tx], dst + run.at * nr + jj, nr);
+        const float* s = win.run(run.img, run.gy, run.gx0, ch, tap);
+        float* d = dst + run.at * nr + jj;
+        for (i64 t = 0; t < run.len; ++t) d[t * nr] = s[t];
       }
-      if (++tx == win.tw) {
-        tx = 0;
-        if (++ty == win.th) {
-          ty = 0;
-          ++ch;
-        }
+      if (++tap == taps) {
+        tap = 0;
+        ++ch;
       }
     }
     for (i64 kk = 0; kk < kc; ++kk) std::fill(dst + kk * nr + cols, dst + kk * nr + nr, 0.0f);
   }
-  Windows win;
-  std::vector<Windows::Columns> columns;
+  const Windows& win;
 };
 
 // ---------------------------------------------------------------- direct kernels
@@ -459,23 +484,16 @@ struct TapPixelsB final : PackB {
     for (i64 kk = 0; kk < kc; ++kk) std::fill(dst + kk * nr + cols, dst + kk * nr + nr, 0.0f);
   }
   // d[kk * nr + i] for i < len: the run of images at one grid pixel, for the
-  // (tap, channel) rows k0 .. k0 + kc.  A whole panel (len == 32) is a
-  // fixed-size copy that each ISA clone does in a few vector moves.
+  // (tap, channel) rows k0 .. k0 + kc.
   NEEDLE_CLONES static void pack_run(const i64* pixel, i64 P, const float* src, i64 seg, i64 n, i64 k0,
                                      i64 kc, i64 len, float* d, i64 nr) {
     i64 t = k0 / seg, ch = k0 % seg;
     for (i64 kk = 0; kk < kc; ++kk, d += nr) {
       const i64 at = pixel[t * P];
-      if (at < 0) {
+      if (at < 0)
         std::fill(d, d + len, 0.0f);
-      } else {
-        const float* s = src + (at * seg + ch) * n;
-        if (len == 32) {
-          for (int i = 0; i < 32; ++i) d[i] = s[i];
-        } else {
-          for (i64 i = 0; i < len; ++i) d[i] = s[i];
-        }
-      }
+      else
+        copy_short(src + (at * seg + ch) * n, len, d);
       if (++ch == seg) {
         ch = 0;
         ++t;
@@ -510,15 +528,20 @@ static void pixel_major_gemm(const float* src, i64 src_pixels, i64 seg, const fl
 }
 
 // Measured (benchmarks/NOTES.md): ahead where a panel is whole images at
-// one pixel and both planes are small (16x16 and below), behind at 32x32,
-// where the layout passes cost more than the gathers they save.
-static bool pixel_major_fits(const ConvGeom& g) { return g.n >= 16 && std::max(g.h * g.w, g.ho * g.wo) <= 256; }
+// one pixel and both planes are small (16x16 and below).  At 32x32 the
+// layout passes cost more than the gathers they save, except for a strided
+// backward_input, where the alternative (col2im) is slower still.
+static bool pixel_major_fits(Direction d, const ConvGeom& g) {
+  if (g.n < 16) return false;
+  return std::max(g.h * g.w, g.ho * g.wo) <= 256 || (d == Direction::backward_input && g.stride > 1);
+}
 
 // Forward: grid = output pixels, source = x; A = W with K ordered (tap, channel).
 static void forward_pixel_major(const float* px, const float* pw, const float* pb, float* out,
                                 const ConvGeom& g) {
   const i64 taps = g.kh * g.kw, K = taps * g.c;
   Array wt(g.o * K);
+#pragma omp parallel for schedule(static) if (g.w_size >= kParallelGrain)
   for (i64 oc = 0; oc < g.o; ++oc) transpose_blocks(pw + oc * K, g.c, taps, 1, wt.ptr + oc * K);
   auto table = source_pixels(g, g.ho, g.wo, g.h, g.w, [&](i64 at, i64 k, i64 size) -> i64 {
     const i64 i = at * g.stride - g.pad + k;
@@ -552,9 +575,9 @@ static void conv2d_forward(const Array& x, const Array& w, const Array* bias, Ar
   const float* pb = bias ? distinct_input(*bias, out, kb) : nullptr;
 
   if (o < kFewChannels) return direct_forward(px, pw, pb, out.ptr, g);
-  if (pixel_major_fits(g)) return forward_pixel_major(px, pw, pb, out.ptr, g);
+  if (pixel_major_fits(Direction::forward, g)) return forward_pixel_major(px, pw, pb, out.ptr, g);
   const i64 taps = c * kh * kw, P = g.ho * g.wo;
-  const Windows win{px, c, h, w_, g.ho, g.wo, kh, kw, stride, -padding, -padding, 1};
+  const Windows win(px, n, c, h, w_, g.ho, g.wo, kh, kw, stride, -padding, -padding, 1);
   const GridC dst{out.ptr, P, o * P, g.ho, g.wo, 0, g.wo, 1};
   gemm(o, n * P, taps, SegmentedA(pw, taps, taps, 0), WindowsB(win), dst, pb, true);
 }
@@ -641,7 +664,7 @@ static void conv2d_backward_weight(const Array& x, const Array& dy, Array& dw, i
   if (o < kFewChannels || c < kFewChannels) return direct_backward_weight(px, pd, dw.ptr, g);
   if (shifted_weight_fits(g)) return backward_weight_shifted(px, pd, dw.ptr, g);
   const i64 taps = c * kh * kw, P = g.ho * g.wo;
-  const Windows win{px, c, h, w_, g.ho, g.wo, kh, kw, stride, -padding, -padding, 1};
+  const Windows win(px, n, c, h, w_, g.ho, g.wo, kh, kw, stride, -padding, -padding, 1);
   gemm(o, taps, n * P, SegmentedA(pd, P, P, o * P), WindowsTB(win), row_major_c(dw.ptr, taps),
        nullptr, true);
 }
@@ -653,7 +676,7 @@ static void backward_input_gemm(const float* pd, const float* pw, float* px, con
   const i64 taps = g.kh * g.kw, K = g.o * taps;
   Array wt(g.c * K);
   transpose_blocks(pw, g.o, g.c, taps, wt.ptr);
-  const Windows win{pd, g.o, g.ho, g.wo, g.h, g.w, g.kh, g.kw, 1, g.pad, g.pad, -1};
+  const Windows win(pd, g.n, g.o, g.ho, g.wo, g.h, g.w, g.kh, g.kw, 1, g.pad, g.pad, -1);
   const GridC dst{px, g.h * g.w, g.c * g.h * g.w, g.h, g.w, 0, g.w, 1};
   gemm(g.c, g.n * g.h * g.w, K, SegmentedA(wt.ptr, K, std::max<i64>(K, 1), 0), WindowsB(win), dst,
        nullptr, true);
@@ -712,13 +735,13 @@ static void conv2d_backward_input(const Array& dy, const Array& w, Array& dx, i6
   std::vector<float> kd, kw_;
   const float* pd = distinct_input(dy, dx, kd);
   const float* pw = distinct_input(w, dx, kw_);
-  // backward_input_gemm has c rows, which a few input channels (the network's
-  // grey input, an RGB image) would leave mostly padding in the MR-row
-  // micro-kernel; col2im's GEMM has c*kh*kw.  With stride > 1, splitting dx
-  // into stride^2 phases (one GEMM each) writes dx with gaps and gathers short
-  // runs of dy; col2im's GEMM reads dy rows whole and was measured faster
-  // for every strided layer of the network (benchmarks/NOTES.md).
-  if (c >= kFewChannels && pixel_major_fits(g))
+  // The pixel-major GEMM and backward_input_gemm have c rows, which a few
+  // input channels (the network's grey input, an RGB image) would leave
+  // mostly padding in the MR-row micro-kernel; col2im's GEMM has c*kh*kw.
+  // With stride > 1 and a small batch, col2im's GEMM reads dy rows whole,
+  // where splitting dx into stride^2 phases (one GEMM each) was measured
+  // slower (benchmarks/NOTES.md).
+  if (c >= kFewChannels && pixel_major_fits(Direction::backward_input, g))
     backward_input_pixel_major(pd, pw, dx.ptr, g);
   else if (c < kFewChannels || stride > 1)
     backward_input_col2im(pd, pw, dx.ptr, g);

@@ -52,8 +52,10 @@ void transpose_blocks(const float* src, i64 rows, i64 cols, i64 block, i64 src_s
   // lines even where the rows are a power-of-two apart.
   constexpr i64 kTile = 16, kReg = 8;
   const bool vector = block == 1 && active_isa() != Isa::generic;
-  for (i64 r0 = 0; r0 < rows; r0 += kTile)
-    for (i64 j0 = 0; j0 < cols; j0 += kTile)
+  const i64 col_tiles = (cols + kTile - 1) / kTile;
+#pragma omp parallel for schedule(static) if (rows * cols * block >= kParallelGrain && !omp_in_parallel())
+  for (i64 jt = 0; jt < col_tiles; ++jt)
+    for (i64 r0 = 0, j0 = jt * kTile; r0 < rows; r0 += kTile)
       for (i64 r1 = r0; r1 < std::min(rows, r0 + kTile); r1 += kReg)
         for (i64 j1 = j0; j1 < std::min(cols, j0 + kTile); j1 += kReg) {
           const float* s = src + r1 * src_stride + j1 * block;
