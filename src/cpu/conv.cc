@@ -161,49 +161,54 @@ struct Windows {
     for (i64 ty = 0; ty < th; ++ty)
       for (i64 tx = 0; tx < tw; ++tx)
         tap_at.push_back((y.phase[ty] * step + x.phase[tx]) * plane + y.shift[ty] * x.q + x.shift[tx]);
+    std::vector<Span> cols;  // per column phase px: its columns inside the source
+    for (i64 px = 0; px < step; ++px) cols.push_back(inside(px - x.lo, step, W, x.q));
 #pragma omp parallel for schedule(static) if (planes.size >= kParallelGrain)
-    for (i64 t = 0; t < imgs * C * step * step; ++t) {
-      const i64 py = (t / step) % step, px = t % step;
-      const Span cols = inside(px - x.lo, step, W, x.q);  // phase columns inside the source
-      const float* s = src + (t / (step * step)) * H * W + px - x.lo;
-      float* d = planes.ptr + t * plane;
-      for (i64 r = 0; r < y.q; ++r) {
-        const i64 sy = r * step + py - y.lo;
-        float* drow = d + r * x.q;
-        if (sy < 0 || sy >= H) {
-          std::fill(drow, drow + x.q, 0.0f);
-          continue;
-        }
-        std::fill(drow, drow + cols.lo, 0.0f);
-        const float* srow = s + sy * W;
-        if (step == 1)
-          copy_short(srow + cols.lo, cols.hi - cols.lo, drow + cols.lo);
-        else
-          for (i64 c = cols.lo; c < cols.hi; ++c) drow[c] = srow[c * step];
-        std::fill(drow + cols.hi, drow + x.q, 0.0f);
-      }
+    for (i64 t = 0; t < imgs * C; ++t) {
+      const float* s = src + t * H * W;
+      for (i64 py = 0; py < step; ++py)
+        for (i64 r = 0; r < y.q; ++r)
+          for (i64 px = 0; px < step; ++px) {  // the phases of one source row, while it is in L1
+            const i64 sy = r * step + py - y.lo;
+            float* drow = planes.ptr + t * block + (py * step + px) * plane + r * x.q;
+            const bool in = sy >= 0 && sy < H;
+            phase_row(in ? s + sy * W + px - x.lo : nullptr, step, in ? cols[px] : Span{0, 0}, x.q, drow);
+          }
     }
   }
 
-  // The run of window row (ch, tap) at grid row (img, gy), from column gx0 on.
-  const float* run(i64 img, i64 gy, i64 gx0, i64 ch, i64 tap) const {
-    return planes.ptr + (img * C + ch) * block + tap_at[tap] + gy * x.q + gx0;
+  // d[c] = s[c * step] for the columns c in `in`, zero for the rest of [0, q):
+  // rows of a few dozen floats, where calls to memset and memcpy would cost
+  // more than the copy.
+  __attribute__((optimize("no-tree-loop-distribute-patterns"))) NEEDLE_CLONES static void phase_row(
+      const float* s, i64 step, Span in, i64 q, float* d) {
+    for (i64 c = 0; c < in.lo; ++c) d[c] = 0.0f;
+    if (step == 1)
+      for (i64 c = in.lo; c < in.hi; ++c) d[c] = s[c];
+    else if (step == 2)
+      for (i64 c = in.lo; c < in.hi; ++c) d[c] = s[2 * c];
+    else
+      for (i64 c = in.lo; c < in.hi; ++c) d[c] = s[c * step];
+    for (i64 c = in.hi; c < q; ++c) d[c] = 0.0f;
   }
 
-  // Splits grid points [j0, j0 + count) into runs that share (img, gy).
+  // Grid points [j0, j0 + count) as runs that share (img, gy): the run
+  // starting at grid point j0 + at reads window row (ch, tap) from
+  // row(ch, tap) + base on.
   struct Run {
-    i64 at, len, img, gy, gx0;
+    i64 at, len, base;
   };
   int runs(i64 j0, i64 count, std::vector<Run>& out) const {
     out.clear();
     const i64 grid = gh * gw;
     for (i64 j = j0; j < j0 + count;) {
       const i64 gx = j % gw, len = std::min(gw - gx, j0 + count - j);
-      out.push_back(Run{j - j0, len, j / grid, (j % grid) / gw, gx});
+      out.push_back(Run{j - j0, len, (j / grid) * C * block + ((j % grid) / gw) * x.q + gx});
       j += len;
     }
     return static_cast<int>(out.size());
   }
+  const float* row(i64 ch, i64 tap) const { return planes.ptr + ch * block + tap_at[tap]; }
 
   i64 C, gh, gw, th, tw;
   WindowAxis y, x;
@@ -221,10 +226,8 @@ struct WindowsB final : PackB {
     const int nruns = win.runs(j0, cols, runs);
     for (i64 kk = 0, ch = k0 / taps, tap = k0 % taps; kk < kc; ++kk) {
       float* d = dst + kk * nr;
-      for (int r = 0; r < nruns; ++r) {
-        const Windows::Run& run = runs[r];
-        copy_short(win.run(run.img, run.gy, run.gx0, ch, tap), run.len, d + run.at);
-      }
+      const float* row = win.row(ch, tap);
+      for (int r = 0; r < nruns; ++r) copy_short(row + runs[r].base, runs[r].len, d + runs[r].at);
       std::fill(d + cols, d + nr, 0.0f);
       if (++tap == taps) {
         tap = 0;
@@ -242,17 +245,27 @@ struct WindowsTB final : PackB {
     const i64 taps = win.th * win.tw;
     thread_local std::vector<Windows::Run> runs;
     const int nruns = win.runs(k0, kc, runs);
+    const float* rows[kMaxNR];  // window row of each panel column
     for (i64 jj = 0, ch = j0 / taps, tap = j0 % taps; jj < cols; ++jj) {
-      for (int r = 0; r < nruns; ++r) {
-        const Windows::Run& run = runs[r];
-        const float* s = win.run(run.img, run.gy, run.gx0, ch, tap);
-        float* d = dst + run.at * nr + jj;
-        for (i64 t = 0; t < run.len; ++t) d[t * nr] = s[t];
-      }
+      rows[jj] = win.row(ch, tap);
       if (++tap == taps) {
         tap = 0;
         ++ch;
       }
+    }
+    // Each run is a (columns x len) block of contiguous window rows, which
+    // goes in transposed 8 columns at a time.
+    for (int r = 0; r < nruns; ++r) {
+      const Windows::Run& run = runs[r];
+      float* d = dst + run.at * nr;
+      i64 jj = 0;
+      for (; jj + 8 <= cols; jj += 8) {
+        const float* tile[8];
+        for (int i = 0; i < 8; ++i) tile[i] = rows[jj + i] + run.base;
+        transpose_rows8(tile, run.len, d + jj, nr);
+      }
+      for (; jj < cols; ++jj)
+        for (i64 t = 0; t < run.len; ++t) d[t * nr + jj] = rows[jj][run.base + t];
     }
     for (i64 kk = 0; kk < kc; ++kk) std::fill(dst + kk * nr + cols, dst + kk * nr + nr, 0.0f);
   }

@@ -25,11 +25,12 @@ namespace needle {
 
 // ---------------------------------------------------------------- transposes
 
-// d[j * ds + i] = s[i * ss + j] for an 8 x 8 tile: unpack pairs, then quads,
-// then swap 128-bit halves.
-__attribute__((target("avx2"))) static void transpose8x8(const float* s, i64 ss, float* d, i64 ds) {
+// d[j * ds + i] = rows[i][at + j] for an 8 x 8 tile: unpack pairs, then
+// quads, then swap 128-bit halves.
+__attribute__((target("avx2"))) static void transpose8x8(const float* const* rows, i64 at, float* d,
+                                                        i64 ds) {
   __m256 r[8], t[8];
-  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(s + i * ss);
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(rows[i] + at);
   for (int i = 0; i < 8; i += 2) {
     t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
     t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
@@ -48,30 +49,42 @@ __attribute__((target("avx2"))) static void transpose8x8(const float* s, i64 ss,
 
 void transpose_blocks(const float* src, i64 rows, i64 cols, i64 block, i64 src_stride, float* dst,
                       i64 dst_stride) {
-  // 16 x 16 tiles (four 8 x 8 register tiles) read and write whole cache
-  // lines even where the rows are a power-of-two apart.
-  constexpr i64 kTile = 16, kReg = 8;
+  // Strips of 16 source columns, each walked down all the rows 8 at a time:
+  // every source line read is used whole at once, and the strip's 16
+  // destination rows fill up in cache.  The rows of both sides are often a
+  // power of two apart (whole planes), where any 16 of them share one L1
+  // set: 8 at a time fit its ways.
+  constexpr i64 kStrip = 16, kReg = 8;
   const bool vector = block == 1 && active_isa() != Isa::generic;
-  const i64 col_tiles = (cols + kTile - 1) / kTile;
+  const i64 strips = (cols + kStrip - 1) / kStrip;
 #pragma omp parallel for schedule(static) if (rows * cols * block >= kParallelGrain && !omp_in_parallel())
-  for (i64 jt = 0; jt < col_tiles; ++jt)
-    for (i64 r0 = 0, j0 = jt * kTile; r0 < rows; r0 += kTile)
-      for (i64 r1 = r0; r1 < std::min(rows, r0 + kTile); r1 += kReg)
-        for (i64 j1 = j0; j1 < std::min(cols, j0 + kTile); j1 += kReg) {
-          const float* s = src + r1 * src_stride + j1 * block;
-          float* d = dst + j1 * dst_stride + r1 * block;
-          if (vector && r1 + kReg <= rows && j1 + kReg <= cols) {
-            transpose8x8(s, src_stride, d, dst_stride);
-            continue;
-          }
-          for (i64 j = 0; j < std::min(kReg, cols - j1); ++j)
-            for (i64 r = 0; r < std::min(kReg, rows - r1); ++r) {
-              if (block == 1)
-                d[j * dst_stride + r] = s[r * src_stride + j];
-              else
-                std::copy_n(s + r * src_stride + j * block, block, d + j * dst_stride + r * block);
-            }
+  for (i64 js = 0; js < strips; ++js)
+    for (i64 r1 = 0; r1 < rows; r1 += kReg)
+      for (i64 j1 = js * kStrip; j1 < std::min(cols, (js + 1) * kStrip); j1 += kReg) {
+        const float* s = src + r1 * src_stride + j1 * block;
+        float* d = dst + j1 * dst_stride + r1 * block;
+        if (vector && r1 + kReg <= rows && j1 + kReg <= cols) {
+          const float* tile[kReg];
+          for (i64 r = 0; r < kReg; ++r) tile[r] = s + r * src_stride;
+          transpose8x8(tile, 0, d, dst_stride);
+          continue;
         }
+        for (i64 j = 0; j < std::min(kReg, cols - j1); ++j)
+          for (i64 r = 0; r < std::min(kReg, rows - r1); ++r) {
+            if (block == 1)
+              d[j * dst_stride + r] = s[r * src_stride + j];
+            else
+              std::copy_n(s + r * src_stride + j * block, block, d + j * dst_stride + r * block);
+          }
+      }
+}
+
+void transpose_rows8(const float* const* rows, i64 len, float* dst, i64 dst_stride) {
+  i64 j = 0;
+  if (active_isa() != Isa::generic)
+    for (; j + 8 <= len; j += 8) transpose8x8(rows, j, dst + j * dst_stride, dst_stride);
+  for (; j < len; ++j)
+    for (int i = 0; i < 8; ++i) dst[j * dst_stride + i] = rows[i][j];
 }
 
 // ---------------------------------------------------------------- operands
@@ -135,8 +148,6 @@ struct MicroKernel {
   int mr, nr;
   KernelFn fn;
 };
-
-constexpr int kMaxMR = 8, kMaxNR = 32;
 
 __attribute__((target("avx512f"))) static void kernel_avx512(i64 kc, const float* a, const float* b,
                                                              float* c0, float* c1, i64 ldc,

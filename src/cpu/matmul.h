@@ -11,6 +11,9 @@
 
 namespace needle {
 
+// The largest micro-kernel tile of any ISA: packers may size buffers by it.
+constexpr int kMaxMR = 8, kMaxNR = 32;
+
 struct PackA {
   virtual ~PackA() = default;
   // dst[kk * mr + ii] = A(i0 + ii, k0 + kk) for ii < rows, kk < kc; zero for rows <= ii < mr.
@@ -57,6 +60,9 @@ struct SegmentedB final : PackB {
 // 8 x 8 register tiles where the CPU has AVX2.
 void transpose_blocks(const float* src, i64 rows, i64 cols, i64 block, i64 src_stride, float* dst,
                       i64 dst_stride);
+// dst[j * dst_stride + i] = rows[i][j] for i < 8, j < len: eight rows from
+// anywhere in memory, transposed (the same register tiles).
+void transpose_rows8(const float* const* rows, i64 len, float* dst, i64 dst_stride);
 
 // Where C lives: column j is a point (img, y, x) of an images x height x width
 // grid, and C(i, j) = c[i * row_stride + img * img_stride + base + y * y_stride
