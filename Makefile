@@ -57,6 +57,7 @@ asan:
 	cmake --build build-asan -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(PYTHON) -m pytest tests -x -q $(PYTEST_ARGS)
+	rm -f needle/backend_ndarray/ndarray_backend_cpu*.so  # build/ would take the sanitized one for up to date
 	$(MAKE) build
 
 gpu-check:

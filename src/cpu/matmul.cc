@@ -56,9 +56,7 @@ void transpose_blocks(const float* src, i64 rows, i64 cols, i64 block, i64 src_s
   // set: 8 at a time fit its ways.
   constexpr i64 kStrip = 16, kReg = 8;
   const bool vector = block == 1 && active_isa() != Isa::generic;
-  const i64 strips = (cols + kStrip - 1) / kStrip;
-#pragma omp parallel for schedule(static) if (rows * cols * block >= kParallelGrain && !omp_in_parallel())
-  for (i64 js = 0; js < strips; ++js)
+  auto strip = [&](i64 js) {
     for (i64 r1 = 0; r1 < rows; r1 += kReg)
       for (i64 j1 = js * kStrip; j1 < std::min(cols, (js + 1) * kStrip); j1 += kReg) {
         const float* s = src + r1 * src_stride + j1 * block;
@@ -77,6 +75,16 @@ void transpose_blocks(const float* src, i64 rows, i64 cols, i64 block, i64 src_s
               std::copy_n(s + r * src_stride + j * block, block, d + j * dst_stride + r * block);
           }
       }
+  };
+  const i64 strips = (cols + kStrip - 1) / kStrip;
+  // Small transposes (packing an A micro-panel) skip the OpenMP region
+  // entirely: even a one-thread region costs a runtime call.
+  if (rows * cols * block < kParallelGrain || omp_in_parallel()) {
+    for (i64 js = 0; js < strips; ++js) strip(js);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (i64 js = 0; js < strips; ++js) strip(js);
 }
 
 void transpose_rows8(const float* const* rows, i64 len, float* dst, i64 dst_stride) {
