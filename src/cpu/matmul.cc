@@ -384,8 +384,28 @@ void gemm(i64 M, i64 N, i64 K, const PackA& a, const PackB& b, const GridC& c,
       }
     };
 
+    // With one A slab (M small), each B panel is packed right before its
+    // only use, while it is in L1, instead of the whole block first.
+    const bool one_slab = i_end - i_begin <= mc;
     for (i64 blk = 0; blk < blocks; ++blk) {
       const i64 pc = k_starts[blk], kc = k_starts[blk + 1] - pc;
+      if (one_slab) {
+        bool a_ready = a_all != nullptr;
+        for (i64 pn = p_begin; pn < p_end; ++pn) {
+          const i64 j0 = pn * NR, cols = std::min<i64>(NR, N - j0);
+          live[pn - p_begin] = !b.zero(pc, kc, j0, cols);
+          if (!live[pn - p_begin]) continue;
+          if (!a_ready) {
+            for (i64 i0 = i_begin; i0 < i_end; i0 += MR)
+              a.pack(i0, std::min<i64>(MR, i_end - i0), pc, kc, MR, ap + (i0 - i_begin) * kc);
+            a_ready = true;
+          }
+          b.pack(pc, kc, j0, cols, NR, bp);
+          multiply(pn, blk, a_all ? a_all + pc * m_pad + i_begin * kc : ap, i_begin, i_end, bp);
+          written[pn - p_begin] = 1;
+        }
+        continue;
+      }
       bool any = false;
       for (i64 pn = p_begin; pn < p_end; ++pn) {
         const i64 j0 = pn * NR, cols = std::min<i64>(NR, N - j0);
