@@ -74,6 +74,13 @@ def test_pixel_major_gemm_matches_reference(isa, seed):
     check_against_reference(isa, n, c, h, w, o, k, s, p, seed)
 
 
+@pytest.mark.parametrize("sizes", [(2, 9, 32, 32, 8, 3, 1), (3, 17, 40, 33, 11, 3, 1), (1, 13, 36, 36, 9, 5, 2)])
+def test_shifted_backward_weight_matches_reference(isa, sizes):
+    """Planes of 32x32 and up take backward_weight's shift GEMM (pixel-major copies)."""
+    n, c, h, w, o, k, p = sizes
+    check_against_reference(isa, n, c, h, w, o, k, 1, p, seed=h + w)
+
+
 def test_thin_convolutions_at_network_sizes():
     """The direct kernels at the stem's and head's shapes, with a tail of lanes (width 33)."""
     rng = np.random.default_rng(0)

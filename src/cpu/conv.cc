@@ -612,10 +612,11 @@ struct ShiftedPixelsA final : PackA {
     for (i64 ii = 0; ii < rows;) {  // runs of rows that share a tap
       const i64 tap = (i0 + ii) / c, ci = (i0 + ii) % c, len = std::min(rows - ii, c - ci);
       const float* src = xt + (k0 + shifts[tap]) * c + ci;
-      for (i64 kk = 0; kk < kc; ++kk) std::memcpy(dst + kk * mr + ii, src + kk * c, len * sizeof(float));
+      for (i64 kk = 0; kk < kc; ++kk) copy_short(src + kk * c, len, dst + kk * mr + ii);
       ii += len;
     }
-    for (i64 kk = 0; kk < kc; ++kk) std::fill(dst + kk * mr + rows, dst + kk * mr + mr, 0.0f);
+    if (rows < mr)
+      for (i64 kk = 0; kk < kc; ++kk) std::fill(dst + kk * mr + rows, dst + kk * mr + mr, 0.0f);
   }
   const float* xt;
   i64 c;
