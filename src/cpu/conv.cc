@@ -9,9 +9,10 @@
 //   backward_weight    dw (o x c*kh*kw) = dy (o x n*P) * windows(x)^T
 //   backward_input     stride 1: dx (c x n*H*W) = W_t (c x o*kh*kw) * windows(dy)
 // Other formulations where those fit badly:
-//   forward and        batches of 16 and up on planes of 16x16 and below: a
-//   backward_input     pixel-major GEMM (images innermost) that skips the
-//                      taps reading padding
+//   forward and        batches of 16 and up on planes of 16x16 and below
+//   backward_input     (and every strided backward_input): a pixel-major
+//                      GEMM (images innermost) that skips the taps reading
+//                      padding
 //   backward_input     stride > 1 or few input channels: cols = W^T dy (one
 //                      tall GEMM), then col2im adds the columns into dx
 //   backward_weight    stride 1 at 32x32 and up: one GEMM over a pixel-major
@@ -148,7 +149,7 @@ static WindowAxis window_axis(i64 size, i64 grid, i64 taps, i64 step, i64 off, i
 // matrix: row (ch, ty, tx), column (img, gy, gx) holds
 //   src[img, ch, gy*step + off_y + ty*tap, gx*step + off_x + tx*tap]   (0 outside).
 // Forward reads x with step = stride, off = -pad, tap = +1; backward_input
-// reads dy with step 1 and tap -1 (output pixel gy receives dy[gy + q - ty]).
+// reads dy with step 1 and tap -1 (input pixel gy receives dy[gy + pad - ty]).
 // They are read from a zero-bordered copy of src split into step x step
 // phase planes, where every window row is one contiguous run: packing is
 // then copies, with no bounds checks and no strided reads.

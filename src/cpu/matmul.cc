@@ -384,24 +384,28 @@ void gemm(i64 M, i64 N, i64 K, const PackA& a, const PackB& b, const GridC& c,
       }
     };
 
+    // A's rows [ic, ic_end) for K block (pc, kc): from the shared packed A,
+    // or packed into this task's slab now.
+    auto a_slab = [&](i64 pc, i64 kc, i64 ic, i64 ic_end) -> const float* {
+      if (a_all) return a_all + pc * m_pad + ic * kc;
+      for (i64 i0 = ic; i0 < ic_end; i0 += MR)
+        a.pack(i0, std::min<i64>(MR, ic_end - i0), pc, kc, MR, ap + (i0 - ic) * kc);
+      return ap;
+    };
+
     // With one A slab (M small), each B panel is packed right before its
     // only use, while it is in L1, instead of the whole block first.
     const bool one_slab = i_end - i_begin <= mc;
     for (i64 blk = 0; blk < blocks; ++blk) {
       const i64 pc = k_starts[blk], kc = k_starts[blk + 1] - pc;
       if (one_slab) {
-        bool a_ready = a_all != nullptr;
+        const float* aslab = nullptr;  // packed for the first panel that needs it
         for (i64 pn = p_begin; pn < p_end; ++pn) {
           const i64 j0 = pn * NR, cols = std::min<i64>(NR, N - j0);
-          live[pn - p_begin] = !b.zero(pc, kc, j0, cols);
-          if (!live[pn - p_begin]) continue;
-          if (!a_ready) {
-            for (i64 i0 = i_begin; i0 < i_end; i0 += MR)
-              a.pack(i0, std::min<i64>(MR, i_end - i0), pc, kc, MR, ap + (i0 - i_begin) * kc);
-            a_ready = true;
-          }
+          if (b.zero(pc, kc, j0, cols)) continue;
+          if (!aslab) aslab = a_slab(pc, kc, i_begin, i_end);
           b.pack(pc, kc, j0, cols, NR, bp);
-          multiply(pn, blk, a_all ? a_all + pc * m_pad + i_begin * kc : ap, i_begin, i_end, bp);
+          multiply(pn, blk, aslab, i_begin, i_end, bp);
           written[pn - p_begin] = 1;
         }
         continue;
@@ -417,10 +421,7 @@ void gemm(i64 M, i64 N, i64 K, const PackA& a, const PackB& b, const GridC& c,
       if (!any) continue;
       for (i64 ic = i_begin; ic < i_end; ic += mc) {
         const i64 ic_end = std::min(i_end, ic + mc);
-        const float* aslab = a_all ? a_all + pc * m_pad + ic * kc : ap;
-        if (!a_all)
-          for (i64 i0 = ic; i0 < ic_end; i0 += MR)
-            a.pack(i0, std::min<i64>(MR, ic_end - i0), pc, kc, MR, ap + (i0 - ic) * kc);
+        const float* aslab = a_slab(pc, kc, ic, ic_end);
         for (i64 pn = p_begin; pn < p_end; ++pn)
           if (live[pn - p_begin]) multiply(pn, blk, aslab, ic, ic_end, bp + (pn - p_begin) * kc * NR);
       }
