@@ -55,16 +55,15 @@ void transpose_blocks(const float* src, i64 rows, i64 cols, i64 block, i64 src_s
   // power of two apart (whole planes), where any 16 of them share one L1
   // set: 8 at a time fit its ways.
   constexpr i64 kStrip = 16, kReg = 8;
-  const bool vector = block == 1 && active_isa() != Isa::generic;
   auto strip = [&](i64 js) {
     for (i64 r1 = 0; r1 < rows; r1 += kReg)
       for (i64 j1 = js * kStrip; j1 < std::min(cols, (js + 1) * kStrip); j1 += kReg) {
         const float* s = src + r1 * src_stride + j1 * block;
         float* d = dst + j1 * dst_stride + r1 * block;
-        if (vector && r1 + kReg <= rows && j1 + kReg <= cols) {
+        if (block == 1 && r1 + kReg <= rows) {  // eight whole rows: the register tiles
           const float* tile[kReg];
           for (i64 r = 0; r < kReg; ++r) tile[r] = s + r * src_stride;
-          transpose8x8(tile, 0, d, dst_stride);
+          transpose_rows8(tile, std::min(kReg, cols - j1), d, dst_stride);
           continue;
         }
         for (i64 j = 0; j < std::min(kReg, cols - j1); ++j)
